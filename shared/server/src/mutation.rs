@@ -1,0 +1,79 @@
+//! The transaction of one mutation, with `request_id` idempotency: a retry
+//! with the same id gets the first answer and changes nothing.
+
+use dondoc_database::idempotency::{self, RequestKey};
+use dondoc_database::storage_error;
+use dondoc_errors::Error;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+
+/// An open mutation.
+#[derive(Debug)]
+pub struct Mutation {
+    tx: Transaction<'static, Postgres>,
+    key: Option<(String, String, String)>,
+    previous: Option<Vec<u8>>,
+}
+
+impl Mutation {
+    /// Begins the mutation of `method` by `principal`. With a non-empty
+    /// `request_id`, a stored answer is looked up (and the id locked).
+    pub async fn begin(
+        pool: &PgPool,
+        method: &str,
+        principal: &str,
+        request_id: &str,
+    ) -> Result<Self, Error> {
+        let mut tx = pool.begin().await.map_err(storage_error)?;
+        if request_id.len() > 128 {
+            return Err(Error::invalid("request_id", "at most 128 characters"));
+        }
+        let mut previous = None;
+        let key = if request_id.is_empty() {
+            None
+        } else {
+            previous = idempotency::recall(
+                &mut tx,
+                &RequestKey {
+                    method,
+                    principal,
+                    request_id,
+                },
+            )
+            .await
+            .map_err(storage_error)?;
+            Some((method.to_string(), principal.to_string(), request_id.to_string()))
+        };
+        Ok(Self { tx, key, previous })
+    }
+
+    /// The first answer to this request, when it is a retry.
+    pub fn previous<T: prost::Message + Default>(&self) -> Result<Option<T>, Error> {
+        self.previous
+            .as_deref()
+            .map(|bytes| T::decode(bytes).map_err(Error::internal))
+            .transpose()
+    }
+
+    /// The transaction, for the mutation's own statements.
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Stores the answer (when a request id was given) and commits.
+    pub async fn commit<T: prost::Message>(mut self, response: &T) -> Result<(), Error> {
+        if let Some((method, principal, request_id)) = &self.key {
+            idempotency::remember(
+                &mut self.tx,
+                &RequestKey {
+                    method,
+                    principal,
+                    request_id,
+                },
+                &response.encode_to_vec(),
+            )
+            .await
+            .map_err(storage_error)?;
+        }
+        self.tx.commit().await.map_err(storage_error)
+    }
+}
