@@ -91,3 +91,78 @@ pub fn resource_id(name: &str, collection: &str, field: &str) -> Result<i64, Fie
             )
         })
 }
+
+/// A protobuf recurrence as the domain rule; unset or empty is `None`.
+pub fn recurrence_from_pb(
+    recurrence: Option<&pb::Recurrence>,
+    field: &str,
+) -> Result<Option<dondoc_time::Recurrence>, FieldViolation> {
+    use pb::recurrence::Rule;
+    let Some(rule) = recurrence.and_then(|r| r.rule.as_ref()) else {
+        return Ok(None);
+    };
+    let to_u32 = |v: i32| u32::try_from(v).unwrap_or(0);
+    let domain = match rule {
+        Rule::Monthly(m) => dondoc_time::Recurrence::Monthly { day: to_u32(m.day) },
+        Rule::Quarterly(q) => dondoc_time::Recurrence::Quarterly {
+            month_of_quarter: to_u32(q.month_of_quarter),
+            day: to_u32(q.day),
+        },
+        Rule::Yearly(y) => dondoc_time::Recurrence::Yearly {
+            month: to_u32(y.month),
+            day: to_u32(y.day),
+        },
+    };
+    domain
+        .validate()
+        .map_err(|description| FieldViolation::new(field, description))?;
+    Ok(Some(domain))
+}
+
+/// The domain rule as a protobuf recurrence.
+pub fn recurrence_to_pb(recurrence: dondoc_time::Recurrence) -> pb::Recurrence {
+    use pb::recurrence::Rule;
+    let rule = match recurrence {
+        dondoc_time::Recurrence::Monthly { day } => Rule::Monthly(pb::MonthlyRule { day: day as i32 }),
+        dondoc_time::Recurrence::Quarterly {
+            month_of_quarter,
+            day,
+        } => Rule::Quarterly(pb::QuarterlyRule {
+            month_of_quarter: month_of_quarter as i32,
+            day: day as i32,
+        }),
+        dondoc_time::Recurrence::Yearly { month, day } => Rule::Yearly(pb::YearlyRule {
+            month: month as i32,
+            day: day as i32,
+        }),
+    };
+    pb::Recurrence { rule: Some(rule) }
+}
+
+/// Stored form of a recurrence (a short text key), for SQL columns.
+pub fn recurrence_to_text(recurrence: dondoc_time::Recurrence) -> String {
+    match recurrence {
+        dondoc_time::Recurrence::Monthly { day } => format!("monthly:{day}"),
+        dondoc_time::Recurrence::Quarterly {
+            month_of_quarter,
+            day,
+        } => format!("quarterly:{month_of_quarter}:{day}"),
+        dondoc_time::Recurrence::Yearly { month, day } => format!("yearly:{month}:{day}"),
+    }
+}
+
+/// Reads the stored form back.
+pub fn recurrence_from_text(text: &str) -> Option<dondoc_time::Recurrence> {
+    let mut parts = text.split(':');
+    let kind = parts.next()?;
+    let numbers: Vec<u32> = parts.map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    match (kind, numbers.as_slice()) {
+        ("monthly", [day]) => Some(dondoc_time::Recurrence::Monthly { day: *day }),
+        ("quarterly", [m, day]) => Some(dondoc_time::Recurrence::Quarterly {
+            month_of_quarter: *m,
+            day: *day,
+        }),
+        ("yearly", [m, day]) => Some(dondoc_time::Recurrence::Yearly { month: *m, day: *day }),
+        _ => None,
+    }
+}

@@ -173,3 +173,120 @@ mod tests {
         assert_eq!(clock.now(), start + Duration::days(3));
     }
 }
+
+/// A repeating deadline: "trước ngày 15 hằng tháng", "trước ngày 25/12 hàng năm".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Recurrence {
+    /// Due on `day` of every month (clamped to the month's length).
+    Monthly {
+        /// 1 to 31.
+        day: u32,
+    },
+    /// Due on `day` of the `month_of_quarter`-th month of every quarter.
+    Quarterly {
+        /// 1 to 3.
+        month_of_quarter: u32,
+        /// 1 to 31.
+        day: u32,
+    },
+    /// Due on `day`/`month` every year.
+    Yearly {
+        /// 1 to 12.
+        month: u32,
+        /// 1 to 31.
+        day: u32,
+    },
+}
+
+fn clamped(year: i32, month: u32, day: u32) -> NaiveDate {
+    (1..=day)
+        .rev()
+        .find_map(|d| NaiveDate::from_ymd_opt(year, month, d))
+        .unwrap_or(NaiveDate::MIN)
+}
+
+impl Recurrence {
+    /// Checks the rule's numbers; the error names the offending part.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        let ok = match *self {
+            Recurrence::Monthly { day } => (1..=31).contains(&day),
+            Recurrence::Quarterly {
+                month_of_quarter,
+                day,
+            } => (1..=3).contains(&month_of_quarter) && (1..=31).contains(&day),
+            Recurrence::Yearly { month, day } => {
+                (1..=12).contains(&month) && NaiveDate::from_ymd_opt(2024, month, day).is_some()
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err("the recurrence's month or day is out of range")
+        }
+    }
+
+    /// The first due date on or after `from`.
+    pub fn next_on_or_after(&self, from: NaiveDate) -> NaiveDate {
+        use chrono::Datelike;
+        let (year, month) = (from.year(), from.month());
+        let candidates: Vec<NaiveDate> = match *self {
+            Recurrence::Monthly { day } => (0..2)
+                .map(|k| {
+                    let m0 = month - 1 + k;
+                    clamped(year + (m0 / 12) as i32, m0 % 12 + 1, day)
+                })
+                .collect(),
+            Recurrence::Quarterly {
+                month_of_quarter,
+                day,
+            } => {
+                let quarter_start = (month - 1) / 3 * 3;
+                (0..2)
+                    .map(|k| {
+                        let m0 = quarter_start + k * 3 + month_of_quarter - 1;
+                        clamped(year + (m0 / 12) as i32, m0 % 12 + 1, day)
+                    })
+                    .collect()
+            }
+            Recurrence::Yearly { month: m, day } => {
+                vec![clamped(year, m, day), clamped(year + 1, m, day)]
+            }
+        };
+        candidates
+            .into_iter()
+            .find(|d| *d >= from)
+            .unwrap_or(from)
+    }
+}
+
+#[cfg(test)]
+mod recurrence_tests {
+    use super::*;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn monthly_duties_fall_on_their_day_or_the_month_end() {
+        let rule = Recurrence::Monthly { day: 15 };
+        assert_eq!(rule.next_on_or_after(d(2024, 9, 10)), d(2024, 9, 15));
+        assert_eq!(rule.next_on_or_after(d(2024, 9, 16)), d(2024, 10, 15));
+        assert_eq!(rule.next_on_or_after(d(2024, 12, 16)), d(2025, 1, 15));
+        let end = Recurrence::Monthly { day: 31 };
+        assert_eq!(end.next_on_or_after(d(2025, 2, 1)), d(2025, 2, 28));
+    }
+
+    #[test]
+    fn yearly_and_quarterly_duties() {
+        let yearly = Recurrence::Yearly { month: 12, day: 25 };
+        assert_eq!(yearly.next_on_or_after(d(2024, 12, 26)), d(2025, 12, 25));
+        let quarterly = Recurrence::Quarterly {
+            month_of_quarter: 3,
+            day: 20,
+        };
+        assert_eq!(quarterly.next_on_or_after(d(2024, 4, 1)), d(2024, 6, 20));
+        assert_eq!(quarterly.next_on_or_after(d(2024, 12, 21)), d(2025, 3, 20));
+        assert!(Recurrence::Yearly { month: 2, day: 30 }.validate().is_err());
+    }
+}
