@@ -25,6 +25,10 @@ pub trait Apply<E>: Send + Sync {
         tx: &mut PgConnection,
         event: E,
     ) -> impl Future<Output = Result<(), dondoc_errors::Error>> + Send;
+
+    /// Called after an applied event committed, e.g. to wake the
+    /// consumer's own followers. Never inside the transaction.
+    fn committed(&self) {}
 }
 
 /// Reads the stored cursor of `source`.
@@ -122,6 +126,7 @@ pub async fn run<E, A, S, C, Fut>(
             drop(conn);
             progress.send_replace(start);
             let mut stream = connect(start).await.map_err(|s| s.to_string())?;
+            pause = Duration::from_millis(100);
             while let Some(item) = stream.next().await {
                 let item = item.map_err(|s| s.to_string())?;
                 let stored = apply_one(&pool, source, item, &applier)

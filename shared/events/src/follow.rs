@@ -48,6 +48,12 @@ impl Wake {
     pub fn wake(&self) {
         self.0.notify_waiters();
     }
+
+    /// A wake-up to wait for; register it (`enable`) before the work it
+    /// guards so that a wake in between is not missed.
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.0.notified()
+    }
 }
 
 /// How a follower paces itself.

@@ -290,3 +290,108 @@ mod recurrence_tests {
         assert!(Recurrence::Yearly { month: 2, day: 30 }.validate().is_err());
     }
 }
+
+/// Working days: Monday to Friday, less public holidays. Holidays are data
+/// (Tết moves every year), loaded from configuration, never hard-coded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkingCalendar {
+    holidays: std::collections::BTreeSet<NaiveDate>,
+}
+
+impl WorkingCalendar {
+    /// A calendar with the given public holidays.
+    pub fn new(holidays: impl IntoIterator<Item = NaiveDate>) -> Self {
+        Self {
+            holidays: holidays.into_iter().collect(),
+        }
+    }
+
+    /// Reads holidays from text: one `YYYY-MM-DD` per line, `#` comments.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut holidays = Vec::new();
+        for (number, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let date = NaiveDate::parse_from_str(line, "%Y-%m-%d")
+                .map_err(|e| format!("line {}: {line:?} is not a YYYY-MM-DD date: {e}", number + 1))?;
+            holidays.push(date);
+        }
+        Ok(Self::new(holidays))
+    }
+
+    /// True on a weekday that is not a holiday.
+    pub fn is_working_day(&self, date: NaiveDate) -> bool {
+        use chrono::{Datelike, Weekday};
+        !matches!(date.weekday(), Weekday::Sat | Weekday::Sun) && !self.holidays.contains(&date)
+    }
+
+    /// The working day `n` working days before `date` (`n = 0`: `date`
+    /// itself if it is a working day, else the previous working day).
+    pub fn working_days_before(&self, date: NaiveDate, n: u32) -> NaiveDate {
+        let mut day = date;
+        while !self.is_working_day(day) {
+            day = day.pred_opt().unwrap_or(day);
+        }
+        let mut left = n;
+        while left > 0 {
+            day = day.pred_opt().unwrap_or(day);
+            if self.is_working_day(day) {
+                left -= 1;
+            }
+        }
+        day
+    }
+
+    /// The first working day strictly after `date`.
+    pub fn next_working_day(&self, date: NaiveDate) -> NaiveDate {
+        let mut day = date.succ_opt().unwrap_or(date);
+        while !self.is_working_day(day) {
+            day = day.succ_opt().unwrap_or(day);
+        }
+        day
+    }
+
+    /// The working day on or before `date`.
+    pub fn on_or_before(&self, date: NaiveDate) -> NaiveDate {
+        self.working_days_before(date, 0)
+    }
+
+    /// Working days from `from` (exclusive) to `to` (inclusive); 0 when `to <= from`.
+    pub fn working_days_between(&self, from: NaiveDate, to: NaiveDate) -> u32 {
+        let mut count = 0;
+        let mut day = from;
+        while day < to {
+            day = day.succ_opt().unwrap_or(to);
+            if self.is_working_day(day) {
+                count += 1;
+            }
+        }
+        count
+    }
+}
+
+#[cfg(test)]
+mod calendar_tests {
+    use super::*;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn weekends_and_holidays_are_not_working_days() {
+        let calendar = WorkingCalendar::parse("# Quốc khánh\n2024-09-02\n2024-09-03\n").unwrap();
+        assert!(!calendar.is_working_day(d(2024, 9, 2)));
+        assert!(!calendar.is_working_day(d(2024, 9, 7)));
+        assert!(calendar.is_working_day(d(2024, 9, 4)));
+        // Friday 6/9 minus 3 working days skips Tue 3/9 and Mon 2/9 (holidays) and the weekend.
+        assert_eq!(calendar.working_days_before(d(2024, 9, 6), 3), d(2024, 8, 30));
+        // A due date on Saturday is reminded on Friday.
+        assert_eq!(calendar.on_or_before(d(2024, 9, 28)), d(2024, 9, 27));
+        assert_eq!(calendar.next_working_day(d(2024, 8, 30)), d(2024, 9, 4));
+        assert_eq!(calendar.working_days_between(d(2024, 9, 26), d(2024, 9, 30)), 2);
+        assert!(WorkingCalendar::parse("2024-13-01").is_err());
+    }
+}

@@ -1,0 +1,151 @@
+//! The assignments service: tasks, their workflow and deadlines. It owns the
+//! `assignments` schema, follows the directives service's events (an issued
+//! directive's items become tasks), and publishes task events.
+
+#![forbid(unsafe_code)]
+
+pub mod domain;
+mod grpc;
+mod publish;
+pub mod storage;
+mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use dondoc_contracts::directives::v1::WatchEventsRequest;
+use dondoc_contracts::directives::v1::directive_event_service_client::DirectiveEventServiceClient;
+use dondoc_database::ServiceSchema;
+use dondoc_events::{Cursor, Wake, consumer};
+use dondoc_identity::ServiceCredentials;
+use dondoc_server::streams::StreamContext;
+use dondoc_server::{Server, ServerParts, ServiceConfig, StartError, open_database};
+use dondoc_time::Clock;
+use futures::StreamExt;
+use sqlx::PgPool;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+pub use domain::deadline::DeadlinePolicy;
+pub use grpc::SERVICE_NAMES;
+
+/// The service's name: its schema, its identity issuer.
+pub const NAME: &str = "assignments";
+
+/// Its place in the database.
+pub fn schema() -> ServiceSchema {
+    ServiceSchema::for_service(NAME)
+}
+
+/// Configuration beyond what every service has.
+#[derive(Debug, Clone)]
+pub struct AssignmentsConfig {
+    /// Common settings.
+    pub service: ServiceConfig,
+    /// The directives service, called directly with this service's identity.
+    pub directives: http::Uri,
+    /// Deadline classification.
+    pub policy: DeadlinePolicy,
+}
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct State {
+    /// Pool.
+    pub pool: PgPool,
+    /// Injected clock.
+    pub clock: Clock,
+    /// Wakes followers after commits.
+    pub wake: Wake,
+    /// What the event stream follows with.
+    pub streams: StreamContext,
+    /// Deadline classification.
+    pub policy: DeadlinePolicy,
+}
+
+/// A built, bound, not yet serving assignments service.
+#[derive(Debug)]
+pub struct App {
+    server: Server,
+    state: Arc<State>,
+    config: AssignmentsConfig,
+    shutdown: CancellationToken,
+    progress: watch::Sender<Cursor>,
+}
+
+impl App {
+    /// Connects (and migrates, when configured) and binds the listener.
+    pub async fn build(config: AssignmentsConfig, clock: Clock, shutdown: CancellationToken) -> Result<App, StartError> {
+        let pool = open_database(&config.service, &schema(), &storage::MIGRATIONS).await?;
+        let server = Server::bind(config.service.listen, shutdown.clone(), config.service.shutdown_grace).await?;
+        let wake = Wake::new();
+        let state = Arc::new(State {
+            streams: StreamContext {
+                pool: pool.clone(),
+                wake: wake.clone(),
+                follow: config.service.follow.clone(),
+                shutdown: shutdown.clone(),
+                clock: clock.clone(),
+            },
+            pool,
+            clock,
+            wake,
+            policy: config.policy.clone(),
+        });
+        let (progress, _) = watch::channel(Cursor::START);
+        Ok(App { server, state, config, shutdown, progress })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// How far the directives stream has been applied.
+    pub fn directives_progress(&self) -> watch::Receiver<Cursor> {
+        self.progress.subscribe()
+    }
+
+    /// Serves and follows the directives stream until shutdown.
+    pub async fn run_until_stopped(self) -> Result<(), StartError> {
+        let channel: Channel = Endpoint::from(self.config.directives.clone())
+            .tcp_nodelay(true)
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .connect_lazy();
+        let credentials = ServiceCredentials::new(self.config.service.identity.signer.clone());
+        let client = DirectiveEventServiceClient::with_interceptor(channel, credentials);
+        let follower = tokio::spawn(consumer::run(
+            self.state.pool.clone(),
+            upstream::SOURCE,
+            move |after: Cursor| {
+                let mut client = client.clone();
+                async move {
+                    let stream = client
+                        .watch_events(WatchEventsRequest { after_cursor: after.to_string() })
+                        .await?
+                        .into_inner();
+                    Ok(stream.map(|message| {
+                        let item = message?.item.ok_or_else(|| tonic::Status::data_loss("empty stream message"))?;
+                        upstream::to_followed(item)
+                    }))
+                }
+            },
+            upstream::DirectiveEvents { wake: self.state.wake.clone(), policy: self.state.policy.clone() },
+            self.progress,
+            self.shutdown.clone(),
+        ));
+        let served = self
+            .server
+            .serve(ServerParts {
+                routes: grpc::routes(self.state.clone()),
+                service_names: SERVICE_NAMES.to_vec(),
+                verifier: Some(self.config.service.identity.verifier.clone()),
+            })
+            .await;
+        self.shutdown.cancel();
+        let _ = follower.await;
+        self.state.pool.close().await;
+        served.map_err(StartError::from)
+    }
+}

@@ -1,0 +1,31 @@
+//! Writing task events into the outbox, in the caller's transaction.
+
+use dondoc_contracts::assignments::v1::{Task, TaskEvent, TaskEventKind};
+use dondoc_errors::Error;
+use dondoc_events::outbox;
+use dondoc_server::Actor;
+use dondoc_server::convert::timestamp;
+use prost::Message;
+use sqlx::PgConnection;
+
+/// Appends a task event; followers are woken after the commit.
+pub async fn task_event(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    kind: TaskEventKind,
+    task: &Task,
+    reason: &str,
+) -> Result<(), Error> {
+    let event = TaskEvent {
+        stamp: Some(actor.stamp()),
+        occur_time: Some(timestamp(actor.at)),
+        kind: kind as i32,
+        task: Some(task.clone()),
+        reason: reason.to_string(),
+        ..Default::default()
+    };
+    outbox::append(conn, kind.as_str_name(), &task.name, &event.encode_to_vec())
+        .await
+        .map_err(dondoc_database::storage_error)?;
+    Ok(())
+}

@@ -1,0 +1,362 @@
+//! Tasks and their history.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use dondoc_database::storage_error;
+use dondoc_errors::Error;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+
+use super::Actor;
+use crate::domain::deadline::DeadlineState;
+use crate::domain::stage::Stage;
+
+/// A task as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TaskRecord {
+    /// Id.
+    pub id: i64,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Source directive.
+    pub directive_id: Option<i64>,
+    /// Source item.
+    pub directive_item_id: Option<i64>,
+    /// Directive number.
+    pub directive_number: String,
+    /// Item reference.
+    pub reference: String,
+    /// Lead codes.
+    pub lead_agencies: Vec<String>,
+    /// Coordinating codes.
+    pub coordinating_agencies: Vec<String>,
+    /// Assigner code.
+    pub assigner: String,
+    /// Assignment date.
+    pub assign_date: NaiveDate,
+    /// Current due date.
+    pub due_date: Option<NaiveDate>,
+    /// First due date.
+    pub original_due_date: Option<NaiveDate>,
+    /// Recurrence (stored form).
+    pub recurrence: Option<String>,
+    /// Parent duty of an occurrence.
+    pub recurrence_parent: Option<i64>,
+    /// Priority (stored form).
+    pub priority: String,
+    /// Key task.
+    pub key_task: bool,
+    /// Stage (stored form).
+    pub stage: String,
+    /// Completion date.
+    pub completion_date: Option<NaiveDate>,
+    /// Percent complete.
+    pub percent_complete: i32,
+    /// Approved extensions.
+    pub extension_count: i32,
+    /// Deadline version.
+    pub deadline_version: i32,
+    /// Concurrency version.
+    pub version: i64,
+    /// Creator.
+    pub created_by: String,
+    /// Creator's agency.
+    pub created_agency: Option<String>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last editor.
+    pub updated_by: String,
+    /// Their agency.
+    pub updated_agency: Option<String>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TaskRecord {
+    /// The stage, parsed.
+    pub fn stage(&self) -> Result<Stage, Error> {
+        Stage::parse(&self.stage).ok_or_else(|| Error::internal(format!("unknown stored stage {}", self.stage)))
+    }
+}
+
+const COLUMNS: &str = "id, title, description, directive_id, directive_item_id, directive_number, reference, \
+    lead_agencies, coordinating_agencies, assigner, assign_date, due_date, original_due_date, recurrence, \
+    recurrence_parent, priority, key_task, stage, completion_date, percent_complete, extension_count, \
+    deadline_version, version, created_by, created_agency, created_at, updated_by, updated_agency, updated_at";
+
+/// A task to create.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Source directive.
+    pub directive_id: Option<i64>,
+    /// Source item: at most one task per item.
+    pub directive_item_id: Option<i64>,
+    /// Directive number.
+    pub directive_number: String,
+    /// Item reference.
+    pub reference: String,
+    /// Leads.
+    pub lead_agencies: Vec<String>,
+    /// Coordinators.
+    pub coordinating_agencies: Vec<String>,
+    /// Assigner code.
+    pub assigner: String,
+    /// Assignment date.
+    pub assign_date: NaiveDate,
+    /// Due date.
+    pub due_date: Option<NaiveDate>,
+    /// Recurrence, stored form.
+    pub recurrence: Option<String>,
+    /// Priority, stored form.
+    pub priority: String,
+    /// Key task.
+    pub key_task: bool,
+}
+
+/// Inserts a task and its ASSIGNED history entry. For a directive item that
+/// already has its task, returns `None` and changes nothing.
+pub async fn insert(conn: &mut PgConnection, task: &NewTask, actor: &Actor) -> Result<Option<TaskRecord>, Error> {
+    let record = sqlx::query_as::<_, TaskRecord>(&format!(
+        "INSERT INTO tasks (title, description, directive_id, directive_item_id, directive_number, reference, \
+         lead_agencies, coordinating_agencies, assigner, assign_date, due_date, original_due_date, recurrence, \
+         priority, key_task, created_by, created_agency, created_at, updated_by, updated_agency, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14, $15, $16, $17, $15, $16, $17) \
+         ON CONFLICT (directive_item_id) DO NOTHING RETURNING {COLUMNS}"
+    ))
+    .bind(&task.title)
+    .bind(&task.description)
+    .bind(task.directive_id)
+    .bind(task.directive_item_id)
+    .bind(&task.directive_number)
+    .bind(&task.reference)
+    .bind(&task.lead_agencies)
+    .bind(&task.coordinating_agencies)
+    .bind(&task.assigner)
+    .bind(task.assign_date)
+    .bind(task.due_date)
+    .bind(&task.recurrence)
+    .bind(&task.priority)
+    .bind(task.key_task)
+    .bind(&actor.subject)
+    .bind(&actor.agency)
+    .bind(actor.at)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(storage_error)?;
+    if let Some(record) = &record {
+        record_history(conn, record.id, "ASSIGNED", None, Stage::Assigned, record.due_date, "", actor).await?;
+    }
+    Ok(record)
+}
+
+/// Appends a history entry.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_history(
+    conn: &mut PgConnection,
+    task_id: i64,
+    action: &str,
+    from: Option<Stage>,
+    to: Stage,
+    due_date: Option<NaiveDate>,
+    reason: &str,
+    actor: &Actor,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO task_history (task_id, action, from_stage, to_stage, due_date, reason, actor, agency, at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(task_id)
+    .bind(action)
+    .bind(from.map(Stage::as_str))
+    .bind(to.as_str())
+    .bind(due_date)
+    .bind(reason)
+    .bind(&actor.subject)
+    .bind(&actor.agency)
+    .bind(actor.at)
+    .execute(conn)
+    .await
+    .map_err(storage_error)?;
+    Ok(())
+}
+
+/// Reads one task; `for_update` locks it.
+pub async fn get(conn: &mut PgConnection, id: i64, for_update: bool) -> Result<Option<TaskRecord>, Error> {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    sqlx::query_as::<_, TaskRecord>(&format!("SELECT {COLUMNS} FROM tasks WHERE id = $1{lock}"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .map_err(storage_error)
+}
+
+/// Moves a task to `to`, with its completion date when completing.
+pub async fn set_stage(
+    conn: &mut PgConnection,
+    id: i64,
+    to: Stage,
+    completion_date: Option<NaiveDate>,
+    actor: &Actor,
+) -> Result<TaskRecord, Error> {
+    sqlx::query_as::<_, TaskRecord>(&format!(
+        "UPDATE tasks SET stage = $2, completion_date = $3, version = version + 1, \
+         updated_by = $4, updated_agency = $5, updated_at = $6 WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(to.as_str())
+    .bind(completion_date)
+    .bind(&actor.subject)
+    .bind(&actor.agency)
+    .bind(actor.at)
+    .fetch_one(conn)
+    .await
+    .map_err(storage_error)
+}
+
+/// Replaces the agencies of a task (reassignment, transfer).
+pub async fn set_agencies(
+    conn: &mut PgConnection,
+    id: i64,
+    lead: &[String],
+    coordinating: &[String],
+    to: Stage,
+    actor: &Actor,
+) -> Result<TaskRecord, Error> {
+    sqlx::query_as::<_, TaskRecord>(&format!(
+        "UPDATE tasks SET lead_agencies = $2, coordinating_agencies = $3, stage = $4, version = version + 1, \
+         updated_by = $5, updated_agency = $6, updated_at = $7 WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(lead)
+    .bind(coordinating)
+    .bind(to.as_str())
+    .bind(&actor.subject)
+    .bind(&actor.agency)
+    .bind(actor.at)
+    .fetch_one(conn)
+    .await
+    .map_err(storage_error)
+}
+
+/// Filter of a task listing.
+#[derive(Debug, Default, Clone)]
+pub struct TaskQuery {
+    /// Led or coordinated by.
+    pub agency: Option<String>,
+    /// Led by.
+    pub lead: Option<String>,
+    /// Stage.
+    pub stage: Option<Stage>,
+    /// Deadline state on `today`.
+    pub deadline_state: Option<DeadlineState>,
+    /// Due from.
+    pub due_from: Option<NaiveDate>,
+    /// Due until.
+    pub due_until: Option<NaiveDate>,
+    /// Key tasks only.
+    pub key_task: Option<bool>,
+    /// From this directive.
+    pub directive: Option<i64>,
+    /// Visibility of an agency user: led or coordinated by this agency.
+    pub visible_to_agency: Option<String>,
+}
+
+/// The SQL condition selecting tasks in `state` on `$today` — the same rule as
+/// `domain::deadline::classify`, which the storage tests check row by row.
+pub fn deadline_condition(sql: &mut QueryBuilder<Postgres>, state: DeadlineState, today: NaiveDate) {
+    match state {
+        DeadlineState::Withdrawn => {
+            sql.push(" AND stage = 'WITHDRAWN'");
+        }
+        DeadlineState::NoDeadline => {
+            sql.push(" AND stage <> 'WITHDRAWN' AND due_date IS NULL");
+        }
+        DeadlineState::CompletedOnTime => {
+            sql.push(" AND stage = 'COMPLETED' AND due_date IS NOT NULL AND completion_date <= due_date");
+        }
+        DeadlineState::CompletedLate => {
+            sql.push(" AND stage = 'COMPLETED' AND due_date IS NOT NULL AND completion_date > due_date");
+        }
+        DeadlineState::InProgressOnTime => {
+            sql.push(" AND stage NOT IN ('COMPLETED', 'WITHDRAWN') AND due_date >= ")
+                .push_bind(today);
+        }
+        DeadlineState::InProgressOverdue => {
+            sql.push(" AND stage NOT IN ('COMPLETED', 'WITHDRAWN') AND due_date < ")
+                .push_bind(today);
+        }
+    }
+}
+
+/// One page ordered by (due date, id) with tasks without a due date last,
+/// after the key `after`.
+pub async fn list(
+    conn: &mut PgConnection,
+    query: &TaskQuery,
+    today: NaiveDate,
+    after: Option<(NaiveDate, i64)>,
+    limit: i64,
+) -> Result<Vec<TaskRecord>, Error> {
+    // Tasks without a due date sort as the far future.
+    const NO_DUE: &str = "COALESCE(due_date, DATE '9999-12-31')";
+    let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!("SELECT {COLUMNS} FROM tasks WHERE true"));
+    for agency in [&query.agency, &query.visible_to_agency].into_iter().flatten() {
+        sql.push(" AND (")
+            .push_bind(agency.clone())
+            .push(" = ANY(lead_agencies) OR ")
+            .push_bind(agency.clone())
+            .push(" = ANY(coordinating_agencies))");
+    }
+    if let Some(lead) = &query.lead {
+        sql.push(" AND ").push_bind(lead.clone()).push(" = ANY(lead_agencies)");
+    }
+    if let Some(stage) = query.stage {
+        sql.push(" AND stage = ").push_bind(stage.as_str());
+    }
+    if let Some(state) = query.deadline_state {
+        deadline_condition(&mut sql, state, today);
+    }
+    if let Some(from) = query.due_from {
+        sql.push(" AND due_date >= ").push_bind(from);
+    }
+    if let Some(until) = query.due_until {
+        sql.push(" AND due_date <= ").push_bind(until);
+    }
+    if let Some(key) = query.key_task {
+        sql.push(" AND key_task = ").push_bind(key);
+    }
+    if let Some(directive) = query.directive {
+        sql.push(" AND directive_id = ").push_bind(directive);
+    }
+    if let Some((due, id)) = after {
+        sql.push(format!(" AND ({NO_DUE}, id) > (")).push_bind(due).push(", ").push_bind(id).push(")");
+    }
+    sql.push(format!(" ORDER BY {NO_DUE}, id LIMIT ")).push_bind(limit);
+    sql.build_query_as::<TaskRecord>()
+        .fetch_all(conn)
+        .await
+        .map_err(storage_error)
+}
+
+/// The far-future stand-in for "no due date" in page keys.
+pub fn sort_due(record: &TaskRecord) -> NaiveDate {
+    record
+        .due_date
+        .unwrap_or_else(|| NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX))
+}
+
+/// Open tasks led by any of `agencies` (for a transfer after a merge).
+pub async fn open_tasks_of(conn: &mut PgConnection, agencies: &[String]) -> Result<Vec<TaskRecord>, Error> {
+    sqlx::query_as::<_, TaskRecord>(&format!(
+        "SELECT {COLUMNS} FROM tasks WHERE stage NOT IN ('COMPLETED', 'WITHDRAWN') \
+         AND (lead_agencies && $1 OR coordinating_agencies && $1) ORDER BY id FOR UPDATE"
+    ))
+    .bind(agencies)
+    .fetch_all(conn)
+    .await
+    .map_err(storage_error)
+}

@@ -1,0 +1,100 @@
+//! The directives service: the agency directory (who) and directive
+//! documents with their items (what was decided). It owns the `directives`
+//! schema and publishes agency and directive events on its gap-free stream.
+
+#![forbid(unsafe_code)]
+
+pub mod domain;
+mod grpc;
+pub mod storage;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use dondoc_database::ServiceSchema;
+use dondoc_events::Wake;
+use dondoc_server::streams::StreamContext;
+use dondoc_server::{Server, ServerParts, ServiceConfig, StartError, open_database};
+use dondoc_time::Clock;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+pub use grpc::SERVICE_NAMES;
+
+/// The service's name: its schema, its identity issuer.
+pub const NAME: &str = "directives";
+
+/// Its place in the database.
+pub fn schema() -> ServiceSchema {
+    ServiceSchema::for_service(NAME)
+}
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct State {
+    /// The service role's pool.
+    pub pool: PgPool,
+    /// The injected clock.
+    pub clock: Clock,
+    /// Wakes stream followers after a commit.
+    pub wake: Wake,
+    /// What the event stream follows with.
+    pub streams: StreamContext,
+}
+
+/// A built, bound, not yet serving directives service.
+#[derive(Debug)]
+pub struct App {
+    server: Server,
+    state: Arc<State>,
+    verifier: dondoc_identity::AssertionVerifier,
+}
+
+impl App {
+    /// Connects (and migrates, when configured) and binds the listener.
+    pub async fn build(
+        config: ServiceConfig,
+        clock: Clock,
+        shutdown: CancellationToken,
+    ) -> Result<App, StartError> {
+        let pool = open_database(&config, &schema(), &storage::MIGRATIONS).await?;
+        let server = Server::bind(config.listen, shutdown.clone(), config.shutdown_grace).await?;
+        let wake = Wake::new();
+        let state = Arc::new(State {
+            streams: StreamContext {
+                pool: pool.clone(),
+                wake: wake.clone(),
+                follow: config.follow,
+                shutdown,
+                clock: clock.clone(),
+            },
+            pool,
+            clock,
+            wake,
+        });
+        Ok(App {
+            server,
+            state,
+            verifier: config.identity.verifier,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Serves until shutdown, then drains.
+    pub async fn run_until_stopped(self) -> Result<(), StartError> {
+        let routes = grpc::routes(self.state.clone());
+        self.server
+            .serve(ServerParts {
+                routes,
+                service_names: SERVICE_NAMES.to_vec(),
+                verifier: Some(self.verifier),
+            })
+            .await?;
+        self.state.pool.close().await;
+        Ok(())
+    }
+}

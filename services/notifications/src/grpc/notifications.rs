@@ -1,0 +1,156 @@
+//! NotificationService: the stream, the inbox, read state.
+
+use std::sync::Arc;
+
+use dondoc_contracts::common::v1::Checkpoint;
+use dondoc_contracts::notifications::v1::notification_service_server::NotificationService;
+use dondoc_contracts::notifications::v1::{self as pb, subscribe_response::Item, *};
+use dondoc_errors::Error;
+use dondoc_events::{Cursor, Followed, follow, outbox};
+use dondoc_identity::{Principal, principal};
+use dondoc_server::convert::{agency_code, opt_date_to_pb, timestamp};
+use dondoc_server::listing::{Op, PageSize, decode_page_token, encode_page_token, parse_filter};
+use dondoc_server::streams::ResponseStream;
+use futures::StreamExt;
+use tonic::{Request, Response, Status};
+
+use crate::State;
+use crate::storage::notifications::{self, STREAM, StoredNotification};
+
+pub struct Notifications(pub Arc<State>);
+
+const PAGE: PageSize = PageSize { default: 50, max: 500 };
+
+fn kind_to_pb(kind: &str) -> i32 {
+    pb::NotificationKind::from_str_name(&format!("NOTIFICATION_KIND_{kind}"))
+        .unwrap_or(pb::NotificationKind::Unspecified) as i32
+}
+
+fn to_pb(n: &StoredNotification) -> Notification {
+    Notification {
+        name: format!("notifications/{}", n.notification_id),
+        notification_id: n.notification_id.to_string(),
+        kind: kind_to_pb(&n.kind),
+        recipient: format!("agencies/{}", n.recipient),
+        task: n.task_id.map(|t| format!("tasks/{t}")).unwrap_or_default(),
+        directive_number: n.directive_number.clone(),
+        lead_agency: if n.lead_agency.is_empty() { String::new() } else { format!("agencies/{}", n.lead_agency) },
+        due_date: opt_date_to_pb(n.due_date),
+        key_task: n.key_task,
+        title: n.title.clone(),
+        body: n.body.clone(),
+        create_time: Some(timestamp(n.notified_at)),
+        read: n.read,
+        cursor: n.cursor.to_string(),
+    }
+}
+
+/// The agency whose notifications the caller asks for, within its scope:
+/// agencies and subscribers only their own; reading roles any.
+fn scoped_agency(principal: &Principal, requested: &str, field: &str) -> Result<String, Error> {
+    let own = principal.agency.clone();
+    let wanted = if requested.is_empty() {
+        own.clone().ok_or_else(|| Error::invalid(field, "name the agency: the caller acts for none"))?
+    } else {
+        agency_code(requested, field).map_err(|v| Error::InvalidArgument(vec![v]))?
+    };
+    if principal.reads_all() || own.as_deref() == Some(wanted.as_str()) {
+        Ok(wanted)
+    } else {
+        Err(Error::denied("AGENCY_OUT_OF_SCOPE", format!("agencies/{wanted} is outside your scope")))
+    }
+}
+
+#[tonic::async_trait]
+impl NotificationService for Notifications {
+    type SubscribeStream = ResponseStream<SubscribeResponse>;
+
+    async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
+        let principal = principal(&request)?;
+        let request = request.into_inner();
+        if !request.subscription.is_empty() {
+            return Err(Error::invalid("subscription", "saved subscriptions are not available in this release; subscribe by agency").into());
+        }
+        let agency = scoped_agency(&principal, &request.agency, "agency")?;
+        let after = Cursor::parse_field(&request.after_cursor, "after_cursor")?;
+        let state = &self.0;
+        let start = outbox::resume_point(&state.pool, STREAM, after).await?;
+        let pool = state.pool.clone();
+        let stream = follow(
+            start,
+            move |after, limit| {
+                let pool = pool.clone();
+                let agency = agency.clone();
+                async move { notifications::read(&pool, &agency, after, limit).await }
+            },
+            state.notifications.clone(),
+            state.follow.clone(),
+            state.shutdown.clone(),
+        );
+        let clock = state.clock.clone();
+        let stream = stream.map(move |item| match item {
+            Ok(Followed::Item(_, n)) => Ok(SubscribeResponse { item: Some(Item::Notification(to_pb(&n))) }),
+            Ok(Followed::Checkpoint(cursor)) => Ok(SubscribeResponse {
+                item: Some(Item::Checkpoint(Checkpoint { cursor: cursor.to_string(), time: Some(timestamp(clock.now())) })),
+            }),
+            Err(e) => Err(Status::from(dondoc_database::storage_error(e))),
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_notifications(&self, request: Request<ListNotificationsRequest>) -> Result<Response<ListNotificationsResponse>, Status> {
+        let principal = principal(&request)?;
+        let request = request.into_inner();
+        let agency = scoped_agency(&principal, &request.parent, "parent")?;
+        let limit = PAGE.resolve(request.page_size)?;
+        let mut unread_only = false;
+        for c in parse_filter(&request.filter, &["read"])? {
+            match (c.op, c.value.as_str()) {
+                (Op::Eq, "false") => unread_only = true,
+                (Op::Eq, "true") => return Err(Error::invalid("filter", "only read = false is supported").into()),
+                _ => return Err(Error::invalid("filter", "read takes = false").into()),
+            }
+        }
+        let scope = format!("{}|{agency}", request.filter);
+        let before: Option<(String, i64)> = decode_page_token(&scope, &request.page_token)?;
+        let mut conn = self.0.pool.acquire().await.map_err(dondoc_database::storage_error)?;
+        let rows = notifications::inbox(&mut conn, &agency, unread_only, before, limit + 1).await?;
+        // The cursor to subscribe after: everything visible now has been listed.
+        let latest: Option<String> = sqlx::query_scalar(
+            "SELECT tx_id::text || '-' || id FROM notifications WHERE recipient = $1 ORDER BY tx_id DESC, id DESC LIMIT 1",
+        )
+        .bind(&agency)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(dondoc_database::storage_error)?;
+        let more = rows.len() as i64 > limit;
+        let page: Vec<_> = rows.into_iter().take(limit as usize).collect();
+        let next_page_token = match (more, page.last()) {
+            (true, Some(last)) => encode_page_token(&scope, &(last.cursor.tx.to_string(), last.cursor.id)),
+            _ => String::new(),
+        };
+        Ok(Response::new(ListNotificationsResponse {
+            notifications: page.iter().map(to_pb).collect(),
+            next_page_token,
+            latest_cursor: latest.unwrap_or_default(),
+        }))
+    }
+
+    async fn mark_notifications_read(&self, request: Request<MarkNotificationsReadRequest>) -> Result<Response<MarkNotificationsReadResponse>, Status> {
+        let principal = principal(&request)?;
+        let mut ids = Vec::new();
+        for (i, name) in request.get_ref().names.iter().enumerate() {
+            let id = name
+                .strip_prefix("notifications/")
+                .and_then(|id| id.parse::<uuid::Uuid>().ok())
+                .ok_or_else(|| Error::invalid(format!("names[{i}]"), format!("{name:?} is not notifications/{{id}}")))?;
+            ids.push(id);
+        }
+        let own = if principal.reads_all() { None } else {
+            Some(principal.agency.clone().ok_or_else(|| Error::denied("NO_AGENCY", "the caller acts for no agency"))?)
+        };
+        let mut conn = self.0.pool.acquire().await.map_err(dondoc_database::storage_error)?;
+        let updated = notifications::mark_read(&mut conn, own.as_deref(), &ids, self.0.clock.now()).await?;
+        Ok(Response::new(MarkNotificationsReadResponse { updated: updated as i32 }))
+    }
+}

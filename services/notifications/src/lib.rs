@@ -1,0 +1,175 @@
+//! The notifications service: the deadline projection, reminder jobs that
+//! are never lost nor doubled, and notification streams per agency. It owns
+//! the `notifications` schema and follows the assignments service's events.
+
+#![forbid(unsafe_code)]
+
+pub mod domain;
+mod grpc;
+mod names;
+pub mod scheduler;
+pub mod storage;
+mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use dondoc_contracts::assignments::v1::WatchEventsRequest;
+use dondoc_contracts::assignments::v1::task_event_service_client::TaskEventServiceClient;
+use dondoc_contracts::directives::v1::agency_service_client::AgencyServiceClient;
+use dondoc_database::ServiceSchema;
+use dondoc_events::{Cursor, FollowSettings, Wake, consumer};
+use dondoc_identity::ServiceCredentials;
+use dondoc_server::{Server, ServerParts, ServiceConfig, StartError, open_database};
+use dondoc_time::Clock;
+use futures::StreamExt;
+use sqlx::PgPool;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+pub use domain::policy::ReminderPolicy;
+pub use grpc::SERVICE_NAMES;
+pub use scheduler::SchedulerSettings;
+
+/// The service's name: its schema, its identity issuer.
+pub const NAME: &str = "notifications";
+
+/// Its place in the database.
+pub fn schema() -> ServiceSchema {
+    ServiceSchema::for_service(NAME)
+}
+
+/// Configuration beyond what every service has.
+#[derive(Debug, Clone)]
+pub struct NotificationsConfig {
+    /// Common settings.
+    pub service: ServiceConfig,
+    /// The assignments service (task events).
+    pub assignments: http::Uri,
+    /// The directives service (agency names).
+    pub directives: http::Uri,
+    /// When reminders go out.
+    pub policy: ReminderPolicy,
+    /// The reminder worker.
+    pub scheduler: SchedulerSettings,
+}
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct State {
+    /// Pool.
+    pub pool: PgPool,
+    /// Injected clock.
+    pub clock: Clock,
+    /// Wakes notification streams.
+    pub notifications: Wake,
+    /// Stream pacing.
+    pub follow: FollowSettings,
+    /// Ends streams on shutdown.
+    pub shutdown: CancellationToken,
+}
+
+/// A built, bound, not yet serving notifications service.
+#[derive(Debug)]
+pub struct App {
+    server: Server,
+    state: Arc<State>,
+    config: NotificationsConfig,
+    progress: watch::Sender<Cursor>,
+}
+
+fn channel(uri: &http::Uri) -> Channel {
+    Endpoint::from(uri.clone())
+        .tcp_nodelay(true)
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .connect_lazy()
+}
+
+impl App {
+    /// Connects (and migrates, when configured) and binds the listener.
+    pub async fn build(config: NotificationsConfig, clock: Clock, shutdown: CancellationToken) -> Result<App, StartError> {
+        let pool = open_database(&config.service, &schema(), &storage::MIGRATIONS).await?;
+        let server = Server::bind(config.service.listen, shutdown.clone(), config.service.shutdown_grace).await?;
+        let state = Arc::new(State {
+            pool,
+            clock,
+            notifications: Wake::new(),
+            follow: config.service.follow.clone(),
+            shutdown,
+        });
+        let (progress, _) = watch::channel(Cursor::START);
+        Ok(App { server, state, config, progress })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// How far the assignments stream has been applied.
+    pub fn assignments_progress(&self) -> watch::Receiver<Cursor> {
+        self.progress.subscribe()
+    }
+
+    /// Serves, follows task events and runs the reminder worker until shutdown.
+    pub async fn run_until_stopped(self) -> Result<(), StartError> {
+        let credentials = ServiceCredentials::new(self.config.service.identity.signer.clone());
+        let names = names::AgencyNames::new(AgencyServiceClient::with_interceptor(
+            channel(&self.config.directives),
+            credentials.clone(),
+        ));
+        let jobs = Wake::new();
+        let shutdown = self.state.shutdown.clone();
+        let scheduler = scheduler::Scheduler {
+            pool: self.state.pool.clone(),
+            clock: self.state.clock.clone(),
+            policy: self.config.policy.clone(),
+            notifications: self.state.notifications.clone(),
+            jobs: jobs.clone(),
+            names: names.clone(),
+            settings: self.config.scheduler.clone(),
+        };
+        let worker = tokio::spawn(scheduler.run(shutdown.clone()));
+        let client = TaskEventServiceClient::with_interceptor(channel(&self.config.assignments), credentials);
+        let follower = tokio::spawn(consumer::run(
+            self.state.pool.clone(),
+            upstream::SOURCE,
+            move |after: Cursor| {
+                let mut client = client.clone();
+                async move {
+                    let stream = client
+                        .watch_events(WatchEventsRequest { after_cursor: after.to_string() })
+                        .await?
+                        .into_inner();
+                    Ok(stream.map(|message| {
+                        let item = message?.item.ok_or_else(|| tonic::Status::data_loss("empty stream message"))?;
+                        upstream::to_followed(item)
+                    }))
+                }
+            },
+            upstream::TaskEvents {
+                policy: self.config.policy.clone(),
+                clock: self.state.clock.clone(),
+                notifications: self.state.notifications.clone(),
+                jobs,
+                names,
+            },
+            self.progress,
+            shutdown.clone(),
+        ));
+        let served = self
+            .server
+            .serve(ServerParts {
+                routes: grpc::routes(self.state.clone()),
+                service_names: SERVICE_NAMES.to_vec(),
+                verifier: Some(self.config.service.identity.verifier.clone()),
+            })
+            .await;
+        shutdown.cancel();
+        let _ = follower.await;
+        let _ = worker.await;
+        self.state.pool.close().await;
+        served.map_err(StartError::from)
+    }
+}

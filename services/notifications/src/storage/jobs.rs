@@ -1,0 +1,122 @@
+//! Reminder jobs: scheduled with a unique dedupe key, claimed with
+//! `FOR UPDATE SKIP LOCKED` under a lease, fenced by a token.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use dondoc_database::storage_error;
+use dondoc_errors::Error;
+use sqlx::{PgConnection, PgPool};
+
+use crate::domain::policy::Reminder;
+
+/// A claimed job.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedJob {
+    /// Id.
+    pub id: i64,
+    /// Task.
+    pub task_id: i64,
+    /// Dedupe key within the task and version.
+    pub key: String,
+    /// Kind.
+    pub kind: String,
+    /// Deadline version it was scheduled for.
+    pub deadline_version: i32,
+    /// When it was due.
+    pub fire_at: DateTime<Utc>,
+    /// Fencing token of this claim.
+    pub lease_token: i64,
+}
+
+/// Schedules reminders of a task's deadline version; existing ones are kept.
+pub async fn schedule(
+    conn: &mut PgConnection,
+    task_id: i64,
+    deadline_version: i32,
+    reminders: &[Reminder],
+) -> Result<u64, Error> {
+    let mut added = 0;
+    for reminder in reminders {
+        added += sqlx::query(
+            "INSERT INTO reminder_jobs (task_id, key, kind, deadline_version, fire_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (task_id, key, deadline_version) DO NOTHING",
+        )
+        .bind(task_id)
+        .bind(&reminder.key)
+        .bind(reminder.kind.as_str())
+        .bind(deadline_version)
+        .bind(reminder.fire_at)
+        .execute(&mut *conn)
+        .await
+        .map_err(storage_error)?
+        .rows_affected();
+    }
+    Ok(added)
+}
+
+/// Cancels pending reminders of a task that no longer apply: every one
+/// when `keep_version` is `None` (task closed), else those of other versions.
+pub async fn cancel_pending(conn: &mut PgConnection, task_id: i64, keep_version: Option<i32>) -> Result<u64, Error> {
+    Ok(sqlx::query(
+        "UPDATE reminder_jobs SET state = 'CANCELLED' WHERE task_id = $1 AND state = 'PENDING' \
+         AND ($2::int IS NULL OR deadline_version <> $2)",
+    )
+    .bind(task_id)
+    .bind(keep_version)
+    .execute(conn)
+    .await
+    .map_err(storage_error)?
+    .rows_affected())
+}
+
+/// Claims up to `limit` jobs due by `now` (the injected clock) whose lease,
+/// if any, has expired (by the database's real clock: leases are about
+/// processes, not deadlines).
+pub async fn claim(pool: &PgPool, now: DateTime<Utc>, limit: i64, lease: Duration) -> Result<Vec<ClaimedJob>, Error> {
+    sqlx::query_as::<_, ClaimedJob>(
+        "UPDATE reminder_jobs SET lease_token = nextval('reminder_fencing'), \
+         lease_until = clock_timestamp() + make_interval(secs => $3), attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM reminder_jobs WHERE state = 'PENDING' AND fire_at <= $1 \
+           AND (lease_until IS NULL OR lease_until < clock_timestamp()) \
+           ORDER BY fire_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+         RETURNING id, task_id, key, kind, deadline_version, fire_at, lease_token",
+    )
+    .bind(now)
+    .bind(limit)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await
+    .map_err(storage_error)
+}
+
+/// Locks a claimed job and checks that this claim still holds it: false
+/// when it was finished, cancelled, or rescued by another replica.
+pub async fn still_mine(conn: &mut PgConnection, job: &ClaimedJob) -> Result<bool, Error> {
+    let row: Option<(String, Option<i64>)> =
+        sqlx::query_as("SELECT state, lease_token FROM reminder_jobs WHERE id = $1 FOR UPDATE")
+            .bind(job.id)
+            .fetch_optional(conn)
+            .await
+            .map_err(storage_error)?;
+    Ok(matches!(row, Some((state, Some(token))) if state == "PENDING" && token == job.lease_token))
+}
+
+/// Finishes a job as DONE or CANCELLED.
+pub async fn finish(conn: &mut PgConnection, job_id: i64, state: &str) -> Result<(), Error> {
+    sqlx::query("UPDATE reminder_jobs SET state = $2, done_at = clock_timestamp(), lease_until = NULL WHERE id = $1")
+        .bind(job_id)
+        .bind(state)
+        .execute(conn)
+        .await
+        .map_err(storage_error)?;
+    Ok(())
+}
+
+/// The earliest pending fire time, for the scheduler's sleep.
+pub async fn next_fire_at(pool: &PgPool) -> Result<Option<DateTime<Utc>>, Error> {
+    sqlx::query_scalar("SELECT min(fire_at) FROM reminder_jobs WHERE state = 'PENDING'")
+        .fetch_one(pool)
+        .await
+        .map_err(storage_error)
+}

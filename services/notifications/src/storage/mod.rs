@@ -1,0 +1,8 @@
+//! SQL for the notifications schema.
+
+pub mod deadlines;
+pub mod jobs;
+pub mod notifications;
+
+/// The service's own migrations (versions from 100).
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./src/storage/migrations");

@@ -1,0 +1,189 @@
+//! Notifications: written once per dedupe key, read as a gap-free log per
+//! recipient.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use dondoc_database::storage_error;
+use dondoc_errors::Error;
+use dondoc_events::cursor::{Cursor, WINDOW_CONDITION, Window};
+use dondoc_events::follow::Page;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+/// The stream name of the notifications log's horizon.
+pub const STREAM: &str = "notifications";
+
+/// A notification to write.
+#[derive(Debug, Clone)]
+pub struct NewNotification {
+    /// Never written twice.
+    pub dedupe_key: String,
+    /// Kind name, e.g. "DUE_SOON".
+    pub kind: String,
+    /// Agency code.
+    pub recipient: String,
+    /// Task id.
+    pub task_id: Option<i64>,
+    /// Directive number.
+    pub directive_number: String,
+    /// Lead agency code.
+    pub lead_agency: String,
+    /// Due date.
+    pub due_date: Option<NaiveDate>,
+    /// Key task.
+    pub key_task: bool,
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// When, by the injected clock.
+    pub notified_at: DateTime<Utc>,
+}
+
+/// A stored notification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredNotification {
+    /// Position in the log.
+    pub cursor: Cursor,
+    /// Row id.
+    pub id: i64,
+    /// Stable id.
+    pub notification_id: Uuid,
+    /// Kind name.
+    pub kind: String,
+    /// Agency code.
+    pub recipient: String,
+    /// Task id.
+    pub task_id: Option<i64>,
+    /// Directive number.
+    pub directive_number: String,
+    /// Lead agency code.
+    pub lead_agency: String,
+    /// Due date.
+    pub due_date: Option<NaiveDate>,
+    /// Key task.
+    pub key_task: bool,
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// When.
+    pub notified_at: DateTime<Utc>,
+    /// Read by the recipient.
+    pub read: bool,
+}
+
+/// Writes a notification unless its dedupe key was written before.
+/// Returns true when written.
+pub async fn insert(conn: &mut PgConnection, n: &NewNotification) -> Result<bool, Error> {
+    let written = sqlx::query(
+        "INSERT INTO notifications (notification_id, dedupe_key, kind, recipient, task_id, directive_number, \
+         lead_agency, due_date, key_task, title, body, notified_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (dedupe_key) DO NOTHING",
+    )
+    .bind(Uuid::now_v7())
+    .bind(&n.dedupe_key)
+    .bind(&n.kind)
+    .bind(&n.recipient)
+    .bind(n.task_id)
+    .bind(&n.directive_number)
+    .bind(&n.lead_agency)
+    .bind(n.due_date)
+    .bind(n.key_task)
+    .bind(&n.title)
+    .bind(&n.body)
+    .bind(n.notified_at)
+    .execute(conn)
+    .await
+    .map_err(storage_error)?
+    .rows_affected();
+    Ok(written == 1)
+}
+
+const COLUMNS: &str = "tx_id::text AS tx, id, notification_id, kind, recipient, task_id, directive_number, \
+    lead_agency, due_date, key_task, title, body, notified_at, read_at IS NOT NULL AS read";
+
+fn from_row(row: &sqlx::postgres::PgRow) -> Result<StoredNotification, sqlx::Error> {
+    let tx: String = row.try_get("tx")?;
+    let id: i64 = row.try_get("id")?;
+    Ok(StoredNotification {
+        cursor: Cursor {
+            tx: tx.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            id,
+        },
+        id,
+        notification_id: row.try_get("notification_id")?,
+        kind: row.try_get("kind")?,
+        recipient: row.try_get("recipient")?,
+        task_id: row.try_get("task_id")?,
+        directive_number: row.try_get("directive_number")?,
+        lead_agency: row.try_get("lead_agency")?,
+        due_date: row.try_get("due_date")?,
+        key_task: row.try_get("key_task")?,
+        title: row.try_get("title")?,
+        body: row.try_get("body")?,
+        notified_at: row.try_get("notified_at")?,
+        read: row.try_get("read")?,
+    })
+}
+
+/// Reads a recipient's notifications after `after`, gap-free.
+pub async fn read(pool: &PgPool, recipient: &str, after: Cursor, limit: i64) -> Result<Page<StoredNotification>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let window = Window::open(&mut conn, after).await?;
+    let (tx, id, xmin) = window.binds();
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM notifications WHERE {WINDOW_CONDITION} AND recipient = $4 ORDER BY tx_id, id LIMIT $5"
+    ))
+    .bind(tx)
+    .bind(id)
+    .bind(xmin)
+    .bind(recipient)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let items = rows
+        .iter()
+        .map(|row| from_row(row).map(|n| (n.cursor, n)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let full = items.len() as i64 == limit;
+    let scanned_to = window.scanned_to(items.last().map(|(c, _)| *c), full);
+    Ok(Page { items, scanned_to, full })
+}
+
+/// The inbox: newest first, before `before` (a row id).
+pub async fn inbox(
+    conn: &mut PgConnection,
+    recipient: &str,
+    unread_only: bool,
+    before: Option<(String, i64)>,
+    limit: i64,
+) -> Result<Vec<StoredNotification>, Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM notifications WHERE recipient = $1 AND (NOT $2 OR read_at IS NULL) \
+         AND ($3::text IS NULL OR (tx_id, id) < ($3::text::xid8, $4)) ORDER BY tx_id DESC, id DESC LIMIT $5"
+    ))
+    .bind(recipient)
+    .bind(unread_only)
+    .bind(before.as_ref().map(|b| b.0.clone()))
+    .bind(before.as_ref().map(|b| b.1).unwrap_or(0))
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .map_err(storage_error)?;
+    rows.iter().map(|r| from_row(r).map_err(storage_error)).collect()
+}
+
+/// Marks notifications of `recipient` read; returns how many changed.
+pub async fn mark_read(conn: &mut PgConnection, recipient: Option<&str>, ids: &[Uuid], at: DateTime<Utc>) -> Result<u64, Error> {
+    Ok(sqlx::query(
+        "UPDATE notifications SET read_at = $3 WHERE notification_id = ANY($1) AND read_at IS NULL \
+         AND ($2::text IS NULL OR recipient = $2)",
+    )
+    .bind(ids)
+    .bind(recipient)
+    .bind(at)
+    .execute(conn)
+    .await
+    .map_err(storage_error)?
+    .rows_affected())
+}
