@@ -76,9 +76,18 @@ pub struct App {
 
 impl App {
     /// Connects (and migrates, when configured) and binds the listener.
-    pub async fn build(config: AssignmentsConfig, clock: Clock, shutdown: CancellationToken) -> Result<App, StartError> {
+    pub async fn build(
+        config: AssignmentsConfig,
+        clock: Clock,
+        shutdown: CancellationToken,
+    ) -> Result<App, StartError> {
         let pool = open_database(&config.service, &schema(), &storage::MIGRATIONS).await?;
-        let server = Server::bind(config.service.listen, shutdown.clone(), config.service.shutdown_grace).await?;
+        let server = Server::bind(
+            config.service.listen,
+            shutdown.clone(),
+            config.service.shutdown_grace,
+        )
+        .await?;
         let wake = Wake::new();
         let state = Arc::new(State {
             streams: StreamContext {
@@ -94,7 +103,13 @@ impl App {
             policy: config.policy.clone(),
         });
         let (progress, _) = watch::channel(Cursor::START);
-        Ok(App { server, state, config, shutdown, progress })
+        Ok(App {
+            server,
+            state,
+            config,
+            shutdown,
+            progress,
+        })
     }
 
     /// The bound address.
@@ -122,16 +137,23 @@ impl App {
                 let mut client = client.clone();
                 async move {
                     let stream = client
-                        .watch_events(WatchEventsRequest { after_cursor: after.to_string() })
+                        .watch_events(WatchEventsRequest {
+                            after_cursor: after.to_string(),
+                        })
                         .await?
                         .into_inner();
                     Ok(stream.map(|message| {
-                        let item = message?.item.ok_or_else(|| tonic::Status::data_loss("empty stream message"))?;
+                        let item = message?
+                            .item
+                            .ok_or_else(|| tonic::Status::data_loss("empty stream message"))?;
                         upstream::to_followed(item)
                     }))
                 }
             },
-            upstream::DirectiveEvents { wake: self.state.wake.clone(), policy: self.state.policy.clone() },
+            upstream::DirectiveEvents {
+                wake: self.state.wake.clone(),
+                policy: self.state.policy.clone(),
+            },
             self.progress,
             self.shutdown.clone(),
         ));

@@ -5,12 +5,16 @@
 use chrono::NaiveDate;
 use dondoc_contracts::assignments::v1::TaskEventKind;
 use dondoc_contracts::directives::v1::directive_event::Payload;
-use dondoc_contracts::directives::v1::{Directive, DirectiveEvent, ItemState, watch_events_response::Item};
+use dondoc_contracts::directives::v1::{
+    Directive, DirectiveEvent, ItemState, watch_events_response::Item,
+};
 use dondoc_errors::Error;
 use dondoc_events::consumer::Apply;
 use dondoc_events::{Cursor, Followed, Wake};
 use dondoc_server::Actor;
-use dondoc_server::convert::{agency_code, date_from_pb, recurrence_from_pb, recurrence_to_text, resource_id};
+use dondoc_server::convert::{
+    agency_code, date_from_pb, recurrence_from_pb, recurrence_to_text, resource_id,
+};
 use sqlx::PgConnection;
 
 use crate::domain::deadline::DeadlinePolicy;
@@ -32,7 +36,9 @@ pub struct DirectiveEvents {
 /// Maps the stream's messages to the consumer's items.
 pub fn to_followed(item: Item) -> Result<Followed<DirectiveEvent>, tonic::Status> {
     let parse = |text: &str| {
-        Cursor::parse(text).ok_or_else(|| tonic::Status::data_loss(format!("upstream sent a malformed cursor {text:?}")))
+        Cursor::parse(text).ok_or_else(|| {
+            tonic::Status::data_loss(format!("upstream sent a malformed cursor {text:?}"))
+        })
     };
     match item {
         Item::Event(event) => Ok(Followed::Item(parse(&event.cursor)?, event)),
@@ -58,10 +64,18 @@ fn codes(names: &[String]) -> Result<Vec<String>, Error> {
         .collect()
 }
 
-async fn create_tasks(conn: &mut PgConnection, directive: &Directive, actor: &Actor, policy: &DeadlinePolicy) -> Result<(), Error> {
-    let directive_id = resource_id(&directive.name, "directives", "name").map_err(|v| Error::internal(v.description))?;
-    let issuer = agency_code(&directive.issuer, "issuer").map_err(|v| Error::internal(v.description))?;
-    let issue_date: Option<NaiveDate> = date_from_pb(directive.issue_date.as_ref(), "issue_date").map_err(|v| Error::internal(v.description))?;
+async fn create_tasks(
+    conn: &mut PgConnection,
+    directive: &Directive,
+    actor: &Actor,
+    policy: &DeadlinePolicy,
+) -> Result<(), Error> {
+    let directive_id = resource_id(&directive.name, "directives", "name")
+        .map_err(|v| Error::internal(v.description))?;
+    let issuer =
+        agency_code(&directive.issuer, "issuer").map_err(|v| Error::internal(v.description))?;
+    let issue_date: Option<NaiveDate> = date_from_pb(directive.issue_date.as_ref(), "issue_date")
+        .map_err(|v| Error::internal(v.description))?;
     let assign_date = issue_date.unwrap_or_else(|| dondoc_time::local_date(actor.at));
     for item in &directive.items {
         if item.state == ItemState::Cancelled as i32 {
@@ -83,7 +97,8 @@ async fn create_tasks(conn: &mut PgConnection, directive: &Directive, actor: &Ac
             coordinating_agencies: codes(&item.coordinating_agencies)?,
             assigner: issuer.clone(),
             assign_date,
-            due_date: date_from_pb(item.due_date.as_ref(), "due_date").map_err(|v| Error::internal(v.description))?,
+            due_date: date_from_pb(item.due_date.as_ref(), "due_date")
+                .map_err(|v| Error::internal(v.description))?,
             recurrence: recurrence_from_pb(item.recurrence.as_ref(), "recurrence")
                 .map_err(|v| Error::internal(v.description))?
                 .map(recurrence_to_text),
@@ -109,7 +124,10 @@ impl Apply<DirectiveEvent> for DirectiveEvents {
         // Tasks are assigned by the directive's issuer, acting through whoever issued it.
         let actor = Actor {
             subject: stamp.actor,
-            agency: stamp.actor_agency.strip_prefix("agencies/").map(str::to_string),
+            agency: stamp
+                .actor_agency
+                .strip_prefix("agencies/")
+                .map(str::to_string),
             at,
         };
         match event.payload {

@@ -86,7 +86,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { service } => serve(service).await,
         Command::Migrate => migrate().await,
         Command::Parse { file, json } => parse(file, json),
-        Command::Token { subject, agency, roles, hours, data_dir } => {
+        Command::Token {
+            subject,
+            agency,
+            roles,
+            hours,
+            data_dir,
+        } => {
             let jwt = dev_jwt(&data_dir)?;
             let roles = roles
                 .iter()
@@ -95,8 +101,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if roles.contains(&Role::Service) {
                 bail!("the service role is never given to callers");
             }
-            let principal = Principal { subject, agency, roles };
-            println!("{}", dondoc_gateway::mint_token(&jwt, &principal, Duration::from_secs(hours * 3600)));
+            let principal = Principal {
+                subject,
+                agency,
+                roles,
+            };
+            println!(
+                "{}",
+                dondoc_gateway::mint_token(&jwt, &principal, Duration::from_secs(hours * 3600))
+            );
             Ok(())
         }
     }
@@ -184,7 +197,10 @@ async fn run_suite(
     let tokens_path = data.0.join("tokens.env");
     std::fs::write(
         &tokens_path,
-        format!("DONDOC_GATEWAY={}\nOFFICE_TOKEN={office_token}\nAGENCY_TOKEN={agency_token}\n", suite.gateway),
+        format!(
+            "DONDOC_GATEWAY={}\nOFFICE_TOKEN={office_token}\nAGENCY_TOKEN={agency_token}\n",
+            suite.gateway
+        ),
     )?;
     println!(
         "dondoc is up.\n\n  gateway   {gw}  (gRPC, plaintext, with reflection)\n  data      {data}\n\n\
@@ -234,8 +250,14 @@ async fn serve(service: ServiceName) -> anyhow::Result<()> {
             let app = dondoc_assignments::App::build(
                 dondoc_assignments::AssignmentsConfig {
                     service: config::service("assignments", config::DEFAULT_ASSIGNMENTS)?,
-                    directives: config::upstream("DONDOC_DIRECTIVES_URL", config::DEFAULT_DIRECTIVES)?,
-                    policy: dondoc_assignments::DeadlinePolicy { calendar, ..Default::default() },
+                    directives: config::upstream(
+                        "DONDOC_DIRECTIVES_URL",
+                        config::DEFAULT_DIRECTIVES,
+                    )?,
+                    policy: dondoc_assignments::DeadlinePolicy {
+                        calendar,
+                        ..Default::default()
+                    },
                 },
                 Clock::system(),
                 shutdown,
@@ -249,9 +271,18 @@ async fn serve(service: ServiceName) -> anyhow::Result<()> {
             let app = dondoc_notifications::App::build(
                 dondoc_notifications::NotificationsConfig {
                     service: config::service("notifications", config::DEFAULT_NOTIFICATIONS)?,
-                    assignments: config::upstream("DONDOC_ASSIGNMENTS_URL", config::DEFAULT_ASSIGNMENTS)?,
-                    directives: config::upstream("DONDOC_DIRECTIVES_URL", config::DEFAULT_DIRECTIVES)?,
-                    policy: dondoc_notifications::ReminderPolicy { calendar, ..Default::default() },
+                    assignments: config::upstream(
+                        "DONDOC_ASSIGNMENTS_URL",
+                        config::DEFAULT_ASSIGNMENTS,
+                    )?,
+                    directives: config::upstream(
+                        "DONDOC_DIRECTIVES_URL",
+                        config::DEFAULT_DIRECTIVES,
+                    )?,
+                    policy: dondoc_notifications::ReminderPolicy {
+                        calendar,
+                        ..Default::default()
+                    },
                     scheduler: Default::default(),
                 },
                 Clock::system(),
@@ -263,16 +294,35 @@ async fn serve(service: ServiceName) -> anyhow::Result<()> {
         }
         ServiceName::Gateway => {
             let _t = dondoc_telemetry::init("gateway");
-            let key = dondoc_identity::KeyPair::from_base64(&std::env::var("DONDOC_ASSERTION_KEY").context("DONDOC_ASSERTION_KEY must be set")?)
-                .map_err(anyhow::Error::msg)?;
+            let key = dondoc_identity::KeyPair::from_base64(
+                &std::env::var("DONDOC_ASSERTION_KEY")
+                    .context("DONDOC_ASSERTION_KEY must be set")?,
+            )
+            .map_err(anyhow::Error::msg)?;
             let gateway = dondoc_gateway::Gateway::build(
                 dondoc_gateway::GatewayConfig {
-                    listen: std::env::var("DONDOC_LISTEN").unwrap_or_else(|_| config::DEFAULT_GATEWAY.into()).parse().context("DONDOC_LISTEN")?,
-                    directives: config::upstream("DONDOC_DIRECTIVES_URL", config::DEFAULT_DIRECTIVES)?,
-                    assignments: config::upstream("DONDOC_ASSIGNMENTS_URL", config::DEFAULT_ASSIGNMENTS)?,
-                    notifications: config::upstream("DONDOC_NOTIFICATIONS_URL", config::DEFAULT_NOTIFICATIONS)?,
+                    listen: std::env::var("DONDOC_LISTEN")
+                        .unwrap_or_else(|_| config::DEFAULT_GATEWAY.into())
+                        .parse()
+                        .context("DONDOC_LISTEN")?,
+                    directives: config::upstream(
+                        "DONDOC_DIRECTIVES_URL",
+                        config::DEFAULT_DIRECTIVES,
+                    )?,
+                    assignments: config::upstream(
+                        "DONDOC_ASSIGNMENTS_URL",
+                        config::DEFAULT_ASSIGNMENTS,
+                    )?,
+                    notifications: config::upstream(
+                        "DONDOC_NOTIFICATIONS_URL",
+                        config::DEFAULT_NOTIFICATIONS,
+                    )?,
                     jwt: config::jwt()?,
-                    signer: dondoc_identity::AssertionSigner::new("gateway", key, crate::suite::ASSERTION_TTL),
+                    signer: dondoc_identity::AssertionSigner::new(
+                        "gateway",
+                        key,
+                        crate::suite::ASSERTION_TTL,
+                    ),
                     shutdown_grace: Duration::from_secs(20),
                 },
                 shutdown,
@@ -302,23 +352,38 @@ async fn migrate() -> anyhow::Result<()> {
 
 fn parse(file: PathBuf, json: bool) -> anyhow::Result<()> {
     let bytes = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
-    let is_docx = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("docx")) || bytes.starts_with(b"PK\x03\x04");
+    let is_docx = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("docx"))
+        || bytes.starts_with(b"PK\x03\x04");
     let document = if is_docx {
-        dondoc_docparse::parse_docx(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+        dondoc_docparse::parse_docx(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
     } else {
-        let text = String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", file.display()))?;
+        let text = String::from_utf8(bytes)
+            .with_context(|| format!("{} is not UTF-8 text", file.display()))?;
         dondoc_docparse::parse_text(&text)
     };
-    let source = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let source = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if json {
-        println!("{}", serde_json::to_string_pretty(&dondoc_docparse::to_fixture_json(&source, &document))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&dondoc_docparse::to_fixture_json(&source, &document))?
+        );
         return Ok(());
     }
     let header = &document.document;
     println!(
         "{} {} — {}",
         header.kind.as_str(),
-        header.number.as_deref().or(header.symbol.as_deref()).unwrap_or("(no number)"),
+        header
+            .number
+            .as_deref()
+            .or(header.symbol.as_deref())
+            .unwrap_or("(no number)"),
         header.subject.as_deref().unwrap_or("(no subject)")
     );
     for task in &document.tasks {
@@ -327,7 +392,12 @@ fn parse(file: PathBuf, json: bool) -> anyhow::Result<()> {
             (None, Some(r)) => format!("{r:?}"),
             (None, None) => "no deadline".into(),
         };
-        println!("  {:<8} {:<12} lead: {}", task.reference, due, task.lead.join("; "));
+        println!(
+            "  {:<8} {:<12} lead: {}",
+            task.reference,
+            due,
+            task.lead.join("; ")
+        );
     }
     for warning in &document.warnings {
         println!("  warning: {warning}");

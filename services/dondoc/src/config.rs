@@ -54,7 +54,8 @@ pub fn calendar() -> anyhow::Result<WorkingCalendar> {
     match var("DONDOC_HOLIDAYS_FILE") {
         None => Ok(WorkingCalendar::default()),
         Some(path) => {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("read DONDOC_HOLIDAYS_FILE {path}"))?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("read DONDOC_HOLIDAYS_FILE {path}"))?;
             WorkingCalendar::parse(&text).map_err(|e| anyhow!("DONDOC_HOLIDAYS_FILE {path}: {e}"))
         }
     }
@@ -64,16 +65,24 @@ pub fn calendar() -> anyhow::Result<WorkingCalendar> {
 pub fn follow() -> anyhow::Result<FollowSettings> {
     let defaults = FollowSettings::default();
     Ok(FollowSettings {
-        poll_interval: Duration::from_millis(parsed("DONDOC_STREAM_POLL_MS", defaults.poll_interval.as_millis() as u64)?),
-        checkpoint_interval: Duration::from_secs(parsed("DONDOC_CHECKPOINT_SECS", defaults.checkpoint_interval.as_secs())?),
+        poll_interval: Duration::from_millis(parsed(
+            "DONDOC_STREAM_POLL_MS",
+            defaults.poll_interval.as_millis() as u64,
+        )?),
+        checkpoint_interval: Duration::from_secs(parsed(
+            "DONDOC_CHECKPOINT_SECS",
+            defaults.checkpoint_interval.as_secs(),
+        )?),
         batch: defaults.batch,
     })
 }
 
 /// The common settings of service `name` from the environment.
 pub fn service(name: &str, default_listen: &str) -> anyhow::Result<ServiceConfig> {
-    let key = KeyPair::from_base64(&required("DONDOC_ASSERTION_KEY")?).map_err(|e| anyhow!("DONDOC_ASSERTION_KEY: {e}"))?;
-    let trusted = TrustedKeys::parse(&required("DONDOC_TRUSTED_KEYS")?).map_err(|e| anyhow!("DONDOC_TRUSTED_KEYS: {e}"))?;
+    let key = KeyPair::from_base64(&required("DONDOC_ASSERTION_KEY")?)
+        .map_err(|e| anyhow!("DONDOC_ASSERTION_KEY: {e}"))?;
+    let trusted = TrustedKeys::parse(&required("DONDOC_TRUSTED_KEYS")?)
+        .map_err(|e| anyhow!("DONDOC_TRUSTED_KEYS: {e}"))?;
     Ok(ServiceConfig {
         listen: parsed("DONDOC_LISTEN", default_listen.parse::<SocketAddr>()?)?,
         database: database_options("DONDOC_DATABASE_URL")?,
@@ -94,7 +103,8 @@ pub fn service(name: &str, default_listen: &str) -> anyhow::Result<ServiceConfig
 /// An upstream service's URL.
 pub fn upstream(name: &str, default_addr: &str) -> anyhow::Result<http::Uri> {
     let text = var(name).unwrap_or_else(|| format!("http://{default_addr}"));
-    text.parse().with_context(|| format!("{name}={text:?} is not a URL"))
+    text.parse()
+        .with_context(|| format!("{name}={text:?} is not a URL"))
 }
 
 /// Bearer token settings.

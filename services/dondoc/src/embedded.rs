@@ -38,11 +38,14 @@ impl DevSecrets {
     /// Reads `path`, or creates it (readable by its owner only).
     pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
         if path.exists() {
-            let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-            return serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()));
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("read {}", path.display()))?;
+            return serde_json::from_str(&text)
+                .with_context(|| format!("parse {}", path.display()));
         }
         let secrets = Self::generate();
-        std::fs::write(path, serde_json::to_vec_pretty(&secrets)?).with_context(|| format!("write {}", path.display()))?;
+        std::fs::write(path, serde_json::to_vec_pretty(&secrets)?)
+            .with_context(|| format!("write {}", path.display()))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -6,7 +6,10 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = dondoc::cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("dondoc: cannot start the runtime: {error}");

@@ -117,7 +117,10 @@ pub struct SuiteConfig {
 }
 
 /// Creates every service's role and schema (idempotent).
-pub async fn bootstrap_all(admin: &PgConnectOptions, passwords: &RolePasswords) -> anyhow::Result<()> {
+pub async fn bootstrap_all(
+    admin: &PgConnectOptions,
+    passwords: &RolePasswords,
+) -> anyhow::Result<()> {
     let mut conn = PgConnection::connect_with(admin)
         .await
         .context("connect to PostgreSQL as an administrator")?;
@@ -131,7 +134,10 @@ pub async fn bootstrap_all(admin: &PgConnectOptions, passwords: &RolePasswords) 
 }
 
 /// Applies every service's migrations, each as its own role.
-pub async fn migrate_all(admin: &PgConnectOptions, passwords: &RolePasswords) -> anyhow::Result<()> {
+pub async fn migrate_all(
+    admin: &PgConnectOptions,
+    passwords: &RolePasswords,
+) -> anyhow::Result<()> {
     let migrations: [&sqlx::migrate::Migrator; 3] = [
         &dondoc_directives::storage::MIGRATIONS,
         &dondoc_assignments::storage::MIGRATIONS,
@@ -139,9 +145,16 @@ pub async fn migrate_all(admin: &PgConnectOptions, passwords: &RolePasswords) ->
     ];
     for ((schema, password), migrations) in passwords.schemas().into_iter().zip(migrations) {
         let options = admin.clone().username(&schema.role).password(password);
-        let pool = dondoc_database::connect(options, &schema, &PoolSettings { max_connections: 1, ..Default::default() })
-            .await
-            .with_context(|| format!("connect as {}", schema.role))?;
+        let pool = dondoc_database::connect(
+            options,
+            &schema,
+            &PoolSettings {
+                max_connections: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .with_context(|| format!("connect as {}", schema.role))?;
         dondoc_database::migrate(&pool, migrations)
             .await
             .with_context(|| format!("migrate the {} schema", schema.schema))?;
@@ -172,7 +185,11 @@ impl Suite {
         let trusted = config.keys.trusted();
         let service = |name: &'static str, password: &str| ServiceConfig {
             listen: SocketAddr::new(config.service_host, 0),
-            database: config.admin.clone().username(&format!("dondoc_{name}")).password(password),
+            database: config
+                .admin
+                .clone()
+                .username(&format!("dondoc_{name}"))
+                .password(password),
             pool: PoolSettings::default(),
             identity: IdentityConfig {
                 signer: config.keys.signer(name),
@@ -237,10 +254,30 @@ impl Suite {
         let gateway_addr = gateway.local_addr();
 
         let mut tasks = JoinSet::new();
-        tasks.spawn(async move { ("directives", directives.run_until_stopped().await.map_err(Into::into)) });
-        tasks.spawn(async move { ("assignments", assignments.run_until_stopped().await.map_err(Into::into)) });
-        tasks.spawn(async move { ("notifications", notifications.run_until_stopped().await.map_err(Into::into)) });
-        tasks.spawn(async move { ("gateway", gateway.run_until_stopped().await.map_err(Into::into)) });
+        tasks.spawn(async move {
+            (
+                "directives",
+                directives.run_until_stopped().await.map_err(Into::into),
+            )
+        });
+        tasks.spawn(async move {
+            (
+                "assignments",
+                assignments.run_until_stopped().await.map_err(Into::into),
+            )
+        });
+        tasks.spawn(async move {
+            (
+                "notifications",
+                notifications.run_until_stopped().await.map_err(Into::into),
+            )
+        });
+        tasks.spawn(async move {
+            (
+                "gateway",
+                gateway.run_until_stopped().await.map_err(Into::into),
+            )
+        });
         Ok(Suite {
             gateway: gateway_addr,
             directives: directives_addr,

@@ -88,9 +88,18 @@ fn channel(uri: &http::Uri) -> Channel {
 
 impl App {
     /// Connects (and migrates, when configured) and binds the listener.
-    pub async fn build(config: NotificationsConfig, clock: Clock, shutdown: CancellationToken) -> Result<App, StartError> {
+    pub async fn build(
+        config: NotificationsConfig,
+        clock: Clock,
+        shutdown: CancellationToken,
+    ) -> Result<App, StartError> {
         let pool = open_database(&config.service, &schema(), &storage::MIGRATIONS).await?;
-        let server = Server::bind(config.service.listen, shutdown.clone(), config.service.shutdown_grace).await?;
+        let server = Server::bind(
+            config.service.listen,
+            shutdown.clone(),
+            config.service.shutdown_grace,
+        )
+        .await?;
         let state = Arc::new(State {
             pool,
             clock,
@@ -99,7 +108,12 @@ impl App {
             shutdown,
         });
         let (progress, _) = watch::channel(Cursor::START);
-        Ok(App { server, state, config, progress })
+        Ok(App {
+            server,
+            state,
+            config,
+            progress,
+        })
     }
 
     /// The bound address.
@@ -131,7 +145,10 @@ impl App {
             settings: self.config.scheduler.clone(),
         };
         let worker = tokio::spawn(scheduler.run(shutdown.clone()));
-        let client = TaskEventServiceClient::with_interceptor(channel(&self.config.assignments), credentials);
+        let client = TaskEventServiceClient::with_interceptor(
+            channel(&self.config.assignments),
+            credentials,
+        );
         let follower = tokio::spawn(consumer::run(
             self.state.pool.clone(),
             upstream::SOURCE,
@@ -139,11 +156,15 @@ impl App {
                 let mut client = client.clone();
                 async move {
                     let stream = client
-                        .watch_events(WatchEventsRequest { after_cursor: after.to_string() })
+                        .watch_events(WatchEventsRequest {
+                            after_cursor: after.to_string(),
+                        })
                         .await?
                         .into_inner();
                     Ok(stream.map(|message| {
-                        let item = message?.item.ok_or_else(|| tonic::Status::data_loss("empty stream message"))?;
+                        let item = message?
+                            .item
+                            .ok_or_else(|| tonic::Status::data_loss("empty stream message"))?;
                         upstream::to_followed(item)
                     }))
                 }

@@ -21,29 +21,51 @@ pub struct AgencyNames {
 
 impl AgencyNames {
     /// Names looked up through `client`.
-    pub fn new(client: AgencyServiceClient<InterceptedService<Channel, ServiceCredentials>>) -> Self {
-        Self { client: Some(client), cache: Arc::default() }
+    pub fn new(
+        client: AgencyServiceClient<InterceptedService<Channel, ServiceCredentials>>,
+    ) -> Self {
+        Self {
+            client: Some(client),
+            cache: Arc::default(),
+        }
     }
 
     /// Names never looked up: resource names are used as they are.
     pub fn offline() -> Self {
-        Self { client: None, cache: Arc::default() }
+        Self {
+            client: None,
+            cache: Arc::default(),
+        }
     }
 
     /// The display name of agency `code`.
     pub async fn name(&self, code: &str) -> String {
-        if let Some(name) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(code) {
+        if let Some(name) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(code)
+        {
             return name.clone();
         }
         let fallback = format!("agencies/{code}");
         let Some(mut client) = self.client.clone() else {
             return fallback;
         };
-        let request = GetAgencyRequest { name: fallback.clone() };
+        let request = GetAgencyRequest {
+            name: fallback.clone(),
+        };
         match tokio::time::timeout(Duration::from_secs(2), client.get_agency(request)).await {
             Ok(Ok(response)) => {
-                let name = response.into_inner().agency.map(|a| a.display_name).unwrap_or(fallback);
-                self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(code.to_string(), name.clone());
+                let name = response
+                    .into_inner()
+                    .agency
+                    .map(|a| a.display_name)
+                    .unwrap_or(fallback);
+                self.cache
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(code.to_string(), name.clone());
                 name
             }
             Ok(Err(status)) => {

@@ -89,7 +89,13 @@ impl Scheduler {
 
     /// Claims and handles one batch of due jobs; returns how many were claimed.
     pub async fn tick(&self) -> Result<usize, Error> {
-        let claimed = jobs::claim(&self.pool, self.clock.now(), self.settings.batch, self.settings.lease).await?;
+        let claimed = jobs::claim(
+            &self.pool,
+            self.clock.now(),
+            self.settings.batch,
+            self.settings.lease,
+        )
+        .await?;
         let count = claimed.len();
         for job in claimed {
             if let Err(error) = self.handle(&job).await {
@@ -120,9 +126,9 @@ impl Scheduler {
             return Ok(());
         }
         let deadline = deadlines::get(&mut tx, job.task_id).await?;
-        let live = deadline
-            .as_ref()
-            .filter(|d| d.open && d.deadline_version == job.deadline_version && d.due_date.is_some());
+        let live = deadline.as_ref().filter(|d| {
+            d.open && d.deadline_version == job.deadline_version && d.due_date.is_some()
+        });
         let Some(d) = live else {
             // Completed, withdrawn or rescheduled since: nothing to say.
             jobs::finish(&mut tx, job.id, "CANCELLED").await?;
@@ -143,10 +149,16 @@ impl Scheduler {
         let (kind, text) = match job.kind.as_str() {
             "DUE_SOON" => (
                 ReminderKind::DueSoon,
-                message::due_soon(&summary, self.policy.calendar.working_days_between(fired_on, due)),
+                message::due_soon(
+                    &summary,
+                    self.policy.calendar.working_days_between(fired_on, due),
+                ),
             ),
             "DUE_TODAY" => (ReminderKind::DueToday, message::due_today(&summary)),
-            _ => (ReminderKind::Overdue, message::overdue(&summary, (fired_on - due).num_days())),
+            _ => (
+                ReminderKind::Overdue,
+                message::overdue(&summary, (fired_on - due).num_days()),
+            ),
         };
         let recipients = d.lead_agencies.iter().chain(d.coordinating_agencies.iter());
         for recipient in recipients {
@@ -168,10 +180,10 @@ impl Scheduler {
             )
             .await?;
         }
-        if kind == ReminderKind::Overdue {
-            if let Some(next) = self.policy.next_overdue(due, fired_on) {
-                jobs::schedule(&mut tx, d.task_id, d.deadline_version, &[next]).await?;
-            }
+        if kind == ReminderKind::Overdue
+            && let Some(next) = self.policy.next_overdue(due, fired_on)
+        {
+            jobs::schedule(&mut tx, d.task_id, d.deadline_version, &[next]).await?;
         }
         jobs::finish(&mut tx, job.id, "DONE").await?;
         tx.commit().await.map_err(storage)?;

@@ -3,7 +3,9 @@
 //! workflow change concerns — all in the consumer's transaction, so each
 //! event takes effect exactly once.
 
-use dondoc_contracts::assignments::v1::{Task, TaskEvent, TaskEventKind, TaskStage, watch_events_response::Item};
+use dondoc_contracts::assignments::v1::{
+    Task, TaskEvent, TaskEventKind, TaskStage, watch_events_response::Item,
+};
 use dondoc_errors::Error;
 use dondoc_events::consumer::Apply;
 use dondoc_events::{Cursor, Followed, Wake};
@@ -24,7 +26,9 @@ pub const SOURCE: &str = "assignments";
 /// Maps the stream's messages to the consumer's items.
 pub fn to_followed(item: Item) -> Result<Followed<TaskEvent>, tonic::Status> {
     let parse = |text: &str| {
-        Cursor::parse(text).ok_or_else(|| tonic::Status::data_loss(format!("upstream sent a malformed cursor {text:?}")))
+        Cursor::parse(text).ok_or_else(|| {
+            tonic::Status::data_loss(format!("upstream sent a malformed cursor {text:?}"))
+        })
     };
     match item {
         Item::Event(event) => Ok(Followed::Item(parse(&event.cursor)?, event)),
@@ -47,7 +51,10 @@ pub struct TaskEvents {
 }
 
 fn codes(names: &[String]) -> Vec<String> {
-    names.iter().filter_map(|n| agency_code(n, "agency").ok()).collect()
+    names
+        .iter()
+        .filter_map(|n| agency_code(n, "agency").ok())
+        .collect()
 }
 
 fn projection(task: &Task) -> Result<Deadline, Error> {
@@ -131,7 +138,9 @@ impl Apply<TaskEvent> for TaskEvents {
                     .filter(|r| r.fire_at > now)
                     .collect();
                 let unchanged = previous.as_ref().is_some_and(|p| {
-                    p.deadline_version == deadline.deadline_version && p.due_date == deadline.due_date && p.open
+                    p.deadline_version == deadline.deadline_version
+                        && p.due_date == deadline.due_date
+                        && p.open
                 });
                 if !unchanged {
                     jobs::schedule(tx, deadline.task_id, deadline.deadline_version, &ahead).await?;
@@ -147,34 +156,90 @@ impl Apply<TaskEvent> for TaskEvents {
         let reason = event.reason.as_str();
         match kind {
             TaskEventKind::Assigned | TaskEventKind::Reassigned | TaskEventKind::Transferred => {
-                let what = if kind == TaskEventKind::Transferred { "TASK_TRANSFERRED" } else { "TASK_ASSIGNED" };
+                let what = if kind == TaskEventKind::Transferred {
+                    "TASK_TRANSFERRED"
+                } else {
+                    "TASK_ASSIGNED"
+                };
                 for code in &deadline.lead_agencies {
-                    self.notify(tx, &event, &deadline, what, code, message::assigned(&summary, true)).await?;
+                    self.notify(
+                        tx,
+                        &event,
+                        &deadline,
+                        what,
+                        code,
+                        message::assigned(&summary, true),
+                    )
+                    .await?;
                 }
                 for code in &deadline.coordinating_agencies {
-                    self.notify(tx, &event, &deadline, what, code, message::assigned(&summary, false)).await?;
+                    self.notify(
+                        tx,
+                        &event,
+                        &deadline,
+                        what,
+                        code,
+                        message::assigned(&summary, false),
+                    )
+                    .await?;
                 }
             }
             TaskEventKind::Submitted => {
                 let text = message::workflow(&summary, "Báo cáo hoàn thành chờ xác nhận", reason);
-                self.notify(tx, &event, &deadline, "SUBMISSION_PENDING", &deadline.assigner, text).await?;
+                self.notify(
+                    tx,
+                    &event,
+                    &deadline,
+                    "SUBMISSION_PENDING",
+                    &deadline.assigner,
+                    text,
+                )
+                .await?;
             }
             TaskEventKind::Refused => {
                 let text = message::workflow(&summary, "Đơn vị từ chối nhiệm vụ", reason);
-                self.notify(tx, &event, &deadline, "TASK_REFUSED", &deadline.assigner, text).await?;
+                self.notify(
+                    tx,
+                    &event,
+                    &deadline,
+                    "TASK_REFUSED",
+                    &deadline.assigner,
+                    text,
+                )
+                .await?;
             }
             TaskEventKind::ExtensionRequested => {
                 let text = message::workflow(&summary, "Đề nghị gia hạn", reason);
-                self.notify(tx, &event, &deadline, "EXTENSION_REQUESTED", &deadline.assigner, text).await?;
+                self.notify(
+                    tx,
+                    &event,
+                    &deadline,
+                    "EXTENSION_REQUESTED",
+                    &deadline.assigner,
+                    text,
+                )
+                .await?;
             }
-            TaskEventKind::Returned | TaskEventKind::Completed | TaskEventKind::ExtensionDecided => {
+            TaskEventKind::Returned
+            | TaskEventKind::Completed
+            | TaskEventKind::ExtensionDecided => {
                 let (what, text) = match kind {
                     TaskEventKind::Returned => ("TASK_RETURNED", "Nhiệm vụ bị trả lại"),
-                    TaskEventKind::Completed => ("TASK_COMPLETED", "Nhiệm vụ đã được xác nhận hoàn thành"),
+                    TaskEventKind::Completed => {
+                        ("TASK_COMPLETED", "Nhiệm vụ đã được xác nhận hoàn thành")
+                    }
                     _ => ("EXTENSION_DECIDED", "Đề nghị gia hạn đã được xem xét"),
                 };
                 for code in &deadline.lead_agencies {
-                    self.notify(tx, &event, &deadline, what, code, message::workflow(&summary, text, reason)).await?;
+                    self.notify(
+                        tx,
+                        &event,
+                        &deadline,
+                        what,
+                        code,
+                        message::workflow(&summary, text, reason),
+                    )
+                    .await?;
                 }
             }
             _ => {}

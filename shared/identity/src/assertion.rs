@@ -271,13 +271,16 @@ impl AssertionVerifier {
     }
 }
 
+/// An assertion and when it was signed (Unix seconds).
+type SignedAt = (u64, tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
 /// A tonic interceptor that adds a service's own assertion to its calls to
 /// other services, re-signing before the previous one gets old.
 #[derive(Debug, Clone)]
 pub struct ServiceCredentials {
     signer: AssertionSigner,
     principal: Principal,
-    cached: Arc<Mutex<Option<(u64, tonic::metadata::MetadataValue<tonic::metadata::Ascii>)>>>,
+    cached: Arc<Mutex<Option<SignedAt>>>,
 }
 
 impl ServiceCredentials {
@@ -295,10 +298,10 @@ impl ServiceCredentials {
         let now = unix_now();
         let refresh_after = (self.signer.ttl.as_secs() / 2).max(1);
         let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((signed_at, value)) = cached.as_ref() {
-            if now < signed_at + refresh_after {
-                return value.clone();
-            }
+        if let Some((signed_at, value)) = cached.as_ref()
+            && now < signed_at + refresh_after
+        {
+            return value.clone();
         }
         // A JWS is base64url and dots: always valid ASCII metadata.
         let value = self

@@ -5,13 +5,19 @@ use dondoc_contracts::common::v1 as pb;
 use dondoc_errors::FieldViolation;
 
 /// A protobuf date as a calendar date; unset or all-zero is `None`.
-pub fn date_from_pb(date: Option<&pb::Date>, field: &str) -> Result<Option<NaiveDate>, FieldViolation> {
+pub fn date_from_pb(
+    date: Option<&pb::Date>,
+    field: &str,
+) -> Result<Option<NaiveDate>, FieldViolation> {
     match date {
         None => Ok(None),
         Some(d) if d.year == 0 && d.month == 0 && d.day == 0 => Ok(None),
         Some(d) => {
             if !(1900..=2200).contains(&d.year) {
-                return Err(FieldViolation::new(field, "year must be between 1900 and 2200"));
+                return Err(FieldViolation::new(
+                    field,
+                    "year must be between 1900 and 2200",
+                ));
             }
             u32::try_from(d.month)
                 .ok()
@@ -123,7 +129,9 @@ pub fn recurrence_from_pb(
 pub fn recurrence_to_pb(recurrence: dondoc_time::Recurrence) -> pb::Recurrence {
     use pb::recurrence::Rule;
     let rule = match recurrence {
-        dondoc_time::Recurrence::Monthly { day } => Rule::Monthly(pb::MonthlyRule { day: day as i32 }),
+        dondoc_time::Recurrence::Monthly { day } => {
+            Rule::Monthly(pb::MonthlyRule { day: day as i32 })
+        }
         dondoc_time::Recurrence::Quarterly {
             month_of_quarter,
             day,
@@ -162,7 +170,10 @@ pub fn recurrence_from_text(text: &str) -> Option<dondoc_time::Recurrence> {
             month_of_quarter: *m,
             day: *day,
         }),
-        ("yearly", [m, day]) => Some(dondoc_time::Recurrence::Yearly { month: *m, day: *day }),
+        ("yearly", [m, day]) => Some(dondoc_time::Recurrence::Yearly {
+            month: *m,
+            day: *day,
+        }),
         _ => None,
     }
 }

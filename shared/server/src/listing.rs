@@ -223,11 +223,19 @@ pub fn encode_page_token<K: Serialize>(query: &str, last_key: &K) -> String {
 
 /// Decodes a page token; empty is `None`. A token from another query, or
 /// one that was tampered with, is INVALID_ARGUMENT on `page_token`.
-pub fn decode_page_token<K: DeserializeOwned>(query: &str, token: &str) -> Result<Option<K>, Error> {
+pub fn decode_page_token<K: DeserializeOwned>(
+    query: &str,
+    token: &str,
+) -> Result<Option<K>, Error> {
     if token.is_empty() {
         return Ok(None);
     }
-    let invalid = || Error::invalid("page_token", "not a page token of this query: start again without it");
+    let invalid = || {
+        Error::invalid(
+            "page_token",
+            "not a page token of this query: start again without it",
+        )
+    };
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
     let body: TokenBody<K> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
     if body.q != fingerprint(query) {
@@ -277,7 +285,10 @@ mod tests {
 
     #[test]
     fn page_sizes_default_clamp_and_refuse_negatives() {
-        let sizes = PageSize { default: 50, max: 500 };
+        let sizes = PageSize {
+            default: 50,
+            max: 500,
+        };
         assert_eq!(sizes.resolve(0).unwrap(), 50);
         assert_eq!(sizes.resolve(9000).unwrap(), 500);
         assert!(sizes.resolve(-1).is_err());

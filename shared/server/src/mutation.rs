@@ -41,7 +41,11 @@ impl Mutation {
             )
             .await
             .map_err(storage_error)?;
-            Some((method.to_string(), principal.to_string(), request_id.to_string()))
+            Some((
+                method.to_string(),
+                principal.to_string(),
+                request_id.to_string(),
+            ))
         };
         Ok(Self { tx, key, previous })
     }

@@ -40,7 +40,10 @@ pub async fn watch_outbox<R, F>(
 ) -> Result<ResponseStream<R>, dondoc_errors::Error>
 where
     R: Send + 'static,
-    F: Fn(Followed<StoredEvent>, DateTime<Utc>) -> Result<R, dondoc_errors::Error> + Send + Sync + 'static,
+    F: Fn(Followed<StoredEvent>, DateTime<Utc>) -> Result<R, dondoc_errors::Error>
+        + Send
+        + Sync
+        + 'static,
 {
     let after = Cursor::parse_field(after_cursor, "after_cursor")?;
     let start = outbox::resume_point(&context.pool, outbox::OUTBOX_STREAM, after).await?;

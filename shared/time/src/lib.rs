@@ -252,10 +252,7 @@ impl Recurrence {
                 vec![clamped(year, m, day), clamped(year + 1, m, day)]
             }
         };
-        candidates
-            .into_iter()
-            .find(|d| *d >= from)
-            .unwrap_or(from)
+        candidates.into_iter().find(|d| *d >= from).unwrap_or(from)
     }
 }
 
@@ -314,8 +311,12 @@ impl WorkingCalendar {
             if line.is_empty() {
                 continue;
             }
-            let date = NaiveDate::parse_from_str(line, "%Y-%m-%d")
-                .map_err(|e| format!("line {}: {line:?} is not a YYYY-MM-DD date: {e}", number + 1))?;
+            let date = NaiveDate::parse_from_str(line, "%Y-%m-%d").map_err(|e| {
+                format!(
+                    "line {}: {line:?} is not a YYYY-MM-DD date: {e}",
+                    number + 1
+                )
+            })?;
             holidays.push(date);
         }
         Ok(Self::new(holidays))
@@ -387,11 +388,17 @@ mod calendar_tests {
         assert!(!calendar.is_working_day(d(2024, 9, 7)));
         assert!(calendar.is_working_day(d(2024, 9, 4)));
         // Friday 6/9 minus 3 working days skips Tue 3/9 and Mon 2/9 (holidays) and the weekend.
-        assert_eq!(calendar.working_days_before(d(2024, 9, 6), 3), d(2024, 8, 30));
+        assert_eq!(
+            calendar.working_days_before(d(2024, 9, 6), 3),
+            d(2024, 8, 30)
+        );
         // A due date on Saturday is reminded on Friday.
         assert_eq!(calendar.on_or_before(d(2024, 9, 28)), d(2024, 9, 27));
         assert_eq!(calendar.next_working_day(d(2024, 8, 30)), d(2024, 9, 4));
-        assert_eq!(calendar.working_days_between(d(2024, 9, 26), d(2024, 9, 30)), 2);
+        assert_eq!(
+            calendar.working_days_between(d(2024, 9, 26), d(2024, 9, 30)),
+            2
+        );
         assert!(WorkingCalendar::parse("2024-13-01").is_err());
     }
 }

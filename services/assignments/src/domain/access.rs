@@ -4,7 +4,11 @@ use dondoc_errors::Error;
 use dondoc_identity::{Principal, Role};
 
 /// Agencies see tasks they lead or coordinate; reading roles see all.
-pub fn may_read(principal: &Principal, lead: &[String], coordinating: &[String]) -> Result<(), Error> {
+pub fn may_read(
+    principal: &Principal,
+    lead: &[String],
+    coordinating: &[String],
+) -> Result<(), Error> {
     if principal.reads_all() {
         return Ok(());
     }
@@ -30,9 +34,17 @@ pub fn must_lead(principal: &Principal, lead: &[String]) -> Result<(), Error> {
 }
 
 /// The lead or a coordinating agency reports progress.
-pub fn must_take_part(principal: &Principal, lead: &[String], coordinating: &[String]) -> Result<(), Error> {
+pub fn must_take_part(
+    principal: &Principal,
+    lead: &[String],
+    coordinating: &[String],
+) -> Result<(), Error> {
     match principal.agency.as_deref() {
-        Some(own) if principal.has(Role::Agency) && lead.iter().chain(coordinating).any(|a| a == own) => Ok(()),
+        Some(own)
+            if principal.has(Role::Agency) && lead.iter().chain(coordinating).any(|a| a == own) =>
+        {
+            Ok(())
+        }
         _ => Err(Error::denied(
             "NOT_INVOLVED",
             "only the lead or a coordinating agency reports progress",

@@ -135,25 +135,81 @@ mod tests {
     fn the_two_axes_and_no_deadline() {
         let p = DeadlinePolicy::default();
         let due = Some(d(2024, 9, 30));
-        assert_eq!(classify(Stage::Completed, due, Some(d(2024, 9, 30)), d(2024, 10, 5), &p).state, DeadlineState::CompletedOnTime);
-        assert_eq!(classify(Stage::Completed, due, Some(d(2024, 10, 1)), d(2024, 10, 5), &p).state, DeadlineState::CompletedLate);
-        assert_eq!(classify(Stage::InProgress, due, None, d(2024, 9, 30), &p).state, DeadlineState::InProgressOnTime);
-        assert_eq!(classify(Stage::Submitted, due, None, d(2024, 10, 1), &p).state, DeadlineState::InProgressOverdue);
-        assert_eq!(classify(Stage::Assigned, None, None, d(2024, 10, 1), &p).state, DeadlineState::NoDeadline);
-        assert_eq!(classify(Stage::Withdrawn, due, None, d(2024, 10, 1), &p).state, DeadlineState::Withdrawn);
+        assert_eq!(
+            classify(
+                Stage::Completed,
+                due,
+                Some(d(2024, 9, 30)),
+                d(2024, 10, 5),
+                &p
+            )
+            .state,
+            DeadlineState::CompletedOnTime
+        );
+        assert_eq!(
+            classify(
+                Stage::Completed,
+                due,
+                Some(d(2024, 10, 1)),
+                d(2024, 10, 5),
+                &p
+            )
+            .state,
+            DeadlineState::CompletedLate
+        );
+        assert_eq!(
+            classify(Stage::InProgress, due, None, d(2024, 9, 30), &p).state,
+            DeadlineState::InProgressOnTime
+        );
+        assert_eq!(
+            classify(Stage::Submitted, due, None, d(2024, 10, 1), &p).state,
+            DeadlineState::InProgressOverdue
+        );
+        assert_eq!(
+            classify(Stage::Assigned, None, None, d(2024, 10, 1), &p).state,
+            DeadlineState::NoDeadline
+        );
+        assert_eq!(
+            classify(Stage::Withdrawn, due, None, d(2024, 10, 1), &p).state,
+            DeadlineState::Withdrawn
+        );
     }
 
     #[test]
     fn nearly_and_long_overdue_flags() {
         let p = DeadlinePolicy::default();
         // Thursday 26/9 to Monday 30/9 is two working days.
-        let near = classify(Stage::InProgress, Some(d(2024, 9, 30)), None, d(2024, 9, 26), &p);
+        let near = classify(
+            Stage::InProgress,
+            Some(d(2024, 9, 30)),
+            None,
+            d(2024, 9, 26),
+            &p,
+        );
         assert!(near.nearly_overdue);
-        let far = classify(Stage::InProgress, Some(d(2024, 9, 30)), None, d(2024, 9, 20), &p);
+        let far = classify(
+            Stage::InProgress,
+            Some(d(2024, 9, 30)),
+            None,
+            d(2024, 9, 20),
+            &p,
+        );
         assert!(!far.nearly_overdue);
-        let long = classify(Stage::InProgress, Some(d(2024, 9, 30)), None, d(2024, 11, 1), &p);
+        let long = classify(
+            Stage::InProgress,
+            Some(d(2024, 9, 30)),
+            None,
+            d(2024, 11, 1),
+            &p,
+        );
         assert!(long.long_overdue);
-        let recent = classify(Stage::InProgress, Some(d(2024, 9, 30)), None, d(2024, 10, 30), &p);
+        let recent = classify(
+            Stage::InProgress,
+            Some(d(2024, 9, 30)),
+            None,
+            d(2024, 10, 30),
+            &p,
+        );
         assert!(!recent.long_overdue);
     }
 }

@@ -49,7 +49,10 @@ impl Stage {
 
     /// True while the task still needs work.
     pub fn is_open(self) -> bool {
-        matches!(self, Stage::Assigned | Stage::InProgress | Stage::Submitted | Stage::Refused)
+        matches!(
+            self,
+            Stage::Assigned | Stage::InProgress | Stage::Submitted | Stage::Refused
+        )
     }
 }
 
@@ -91,7 +94,10 @@ impl Transition {
 
     /// True when the transition must carry a reason.
     pub fn needs_reason(self) -> bool {
-        matches!(self, Transition::Return | Transition::Refuse | Transition::Withdraw)
+        matches!(
+            self,
+            Transition::Return | Transition::Refuse | Transition::Withdraw
+        )
     }
 }
 
@@ -159,13 +165,21 @@ mod tests {
         ];
         use Transition::*;
         for stage in Stage::ALL {
-            for t in [Start, Submit, Confirm, Return, Refuse, Reassign, Withdraw, Transfer] {
+            for t in [
+                Start, Submit, Confirm, Return, Refuse, Reassign, Withdraw, Transfer,
+            ] {
                 let result = next(stage, t);
                 if valid.contains(&(stage, t)) {
                     assert!(result.is_ok(), "{stage:?} {t:?}");
                 } else {
                     assert!(
-                        matches!(result, Err(Error::FailedPrecondition { reason: "INVALID_TRANSITION", .. })),
+                        matches!(
+                            result,
+                            Err(Error::FailedPrecondition {
+                                reason: "INVALID_TRANSITION",
+                                ..
+                            })
+                        ),
                         "{stage:?} {t:?}"
                     );
                 }

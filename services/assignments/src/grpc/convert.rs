@@ -2,7 +2,9 @@
 
 use chrono::NaiveDate;
 use dondoc_contracts::assignments::v1 as pb;
-use dondoc_server::convert::{opt_date_to_pb, date_to_pb, recurrence_from_text, recurrence_to_pb, stamp};
+use dondoc_server::convert::{
+    date_to_pb, opt_date_to_pb, recurrence_from_text, recurrence_to_pb, stamp,
+};
 
 use crate::domain::deadline::{DeadlinePolicy, DeadlineState, classify};
 use crate::domain::stage::Stage;
@@ -56,13 +58,22 @@ pub fn etag(version: i64) -> String {
 /// A task as the API shows it on `today`, its deadline state computed.
 pub fn task_to_pb(record: &TaskRecord, today: NaiveDate, policy: &DeadlinePolicy) -> pb::Task {
     let stage = Stage::parse(&record.stage).unwrap_or(Stage::Assigned);
-    let class = classify(stage, record.due_date, record.completion_date, today, policy);
+    let class = classify(
+        stage,
+        record.due_date,
+        record.completion_date,
+        today,
+        policy,
+    );
     let agencies = |codes: &[String]| codes.iter().map(|c| format!("agencies/{c}")).collect();
     pb::Task {
         name: format!("tasks/{}", record.id),
         title: record.title.clone(),
         description: record.description.clone(),
-        directive: record.directive_id.map(|d| format!("directives/{d}")).unwrap_or_default(),
+        directive: record
+            .directive_id
+            .map(|d| format!("directives/{d}"))
+            .unwrap_or_default(),
         directive_item: match (record.directive_id, record.directive_item_id) {
             (Some(d), Some(i)) => format!("directives/{d}/items/{i}"),
             _ => String::new(),
@@ -75,8 +86,15 @@ pub fn task_to_pb(record: &TaskRecord, today: NaiveDate, policy: &DeadlinePolicy
         assign_date: Some(date_to_pb(record.assign_date)),
         due_date: opt_date_to_pb(record.due_date),
         original_due_date: opt_date_to_pb(record.original_due_date),
-        recurrence: record.recurrence.as_deref().and_then(recurrence_from_text).map(recurrence_to_pb),
-        recurrence_parent: record.recurrence_parent.map(|p| format!("tasks/{p}")).unwrap_or_default(),
+        recurrence: record
+            .recurrence
+            .as_deref()
+            .and_then(recurrence_from_text)
+            .map(recurrence_to_pb),
+        recurrence_parent: record
+            .recurrence_parent
+            .map(|p| format!("tasks/{p}"))
+            .unwrap_or_default(),
         priority: priority_to_pb(&record.priority) as i32,
         key_task: record.key_task,
         stage: stage_to_pb(stage) as i32,
@@ -88,7 +106,15 @@ pub fn task_to_pb(record: &TaskRecord, today: NaiveDate, policy: &DeadlinePolicy
         extension_count: record.extension_count,
         deadline_version: record.deadline_version,
         etag: etag(record.version),
-        create_stamp: Some(stamp(&record.created_by, record.created_agency.as_deref(), record.created_at)),
-        update_stamp: Some(stamp(&record.updated_by, record.updated_agency.as_deref(), record.updated_at)),
+        create_stamp: Some(stamp(
+            &record.created_by,
+            record.created_agency.as_deref(),
+            record.created_at,
+        )),
+        update_stamp: Some(stamp(
+            &record.updated_by,
+            record.updated_agency.as_deref(),
+            record.updated_at,
+        )),
     }
 }

@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
-use dondoc_contracts::common::v1::Checkpoint;
 use dondoc_contracts::assignments::v1::task_event_service_server::TaskEventService;
-use dondoc_contracts::assignments::v1::{TaskEvent, WatchEventsRequest, WatchEventsResponse, watch_events_response::Item};
+use dondoc_contracts::assignments::v1::{
+    TaskEvent, WatchEventsRequest, WatchEventsResponse, watch_events_response::Item,
+};
+use dondoc_contracts::common::v1::Checkpoint;
 use dondoc_errors::Error;
 use dondoc_events::Followed;
 use dondoc_identity::principal;
@@ -27,26 +29,36 @@ impl TaskEventService for Events {
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         let principal = principal(&request)?;
         if !principal.reads_all() {
-            return Err(Error::denied("ROLE_NOT_ALLOWED", "the event stream carries every task: services, administrators and inspectors only").into());
+            return Err(Error::denied(
+                "ROLE_NOT_ALLOWED",
+                "the event stream carries every task: services, administrators and inspectors only",
+            )
+            .into());
         }
-        let stream = watch_outbox(&self.0.streams, &request.get_ref().after_cursor, |item, now| {
-            Ok(WatchEventsResponse {
-                item: Some(match item {
-                    Followed::Item(cursor, stored) => {
-                        let mut event = TaskEvent::decode(stored.payload.as_slice())
-                            .map_err(|e| Error::internal(format!("undecodable outbox row: {e}")))?;
-                        event.cursor = cursor.to_string();
-                        event.event_id = stored.event_id.to_string();
-                        event.occur_time = Some(timestamp(stored.created_at));
-                        Item::Event(event)
-                    }
-                    Followed::Checkpoint(cursor) => Item::Checkpoint(Checkpoint {
-                        cursor: cursor.to_string(),
-                        time: Some(timestamp(now)),
+        let stream = watch_outbox(
+            &self.0.streams,
+            &request.get_ref().after_cursor,
+            |item, now| {
+                Ok(WatchEventsResponse {
+                    item: Some(match item {
+                        Followed::Item(cursor, stored) => {
+                            let mut event =
+                                TaskEvent::decode(stored.payload.as_slice()).map_err(|e| {
+                                    Error::internal(format!("undecodable outbox row: {e}"))
+                                })?;
+                            event.cursor = cursor.to_string();
+                            event.event_id = stored.event_id.to_string();
+                            event.occur_time = Some(timestamp(stored.created_at));
+                            Item::Event(event)
+                        }
+                        Followed::Checkpoint(cursor) => Item::Checkpoint(Checkpoint {
+                            cursor: cursor.to_string(),
+                            time: Some(timestamp(now)),
+                        }),
                     }),
-                }),
-            })
-        })
+                })
+            },
+        )
         .await?;
         Ok(Response::new(stream))
     }

@@ -75,7 +75,8 @@ pub struct TaskRecord {
 impl TaskRecord {
     /// The stage, parsed.
     pub fn stage(&self) -> Result<Stage, Error> {
-        Stage::parse(&self.stage).ok_or_else(|| Error::internal(format!("unknown stored stage {}", self.stage)))
+        Stage::parse(&self.stage)
+            .ok_or_else(|| Error::internal(format!("unknown stored stage {}", self.stage)))
     }
 }
 
@@ -119,7 +120,11 @@ pub struct NewTask {
 
 /// Inserts a task and its ASSIGNED history entry. For a directive item that
 /// already has its task, returns `None` and changes nothing.
-pub async fn insert(conn: &mut PgConnection, task: &NewTask, actor: &Actor) -> Result<Option<TaskRecord>, Error> {
+pub async fn insert(
+    conn: &mut PgConnection,
+    task: &NewTask,
+    actor: &Actor,
+) -> Result<Option<TaskRecord>, Error> {
     let record = sqlx::query_as::<_, TaskRecord>(&format!(
         "INSERT INTO tasks (title, description, directive_id, directive_item_id, directive_number, reference, \
          lead_agencies, coordinating_agencies, assigner, assign_date, due_date, original_due_date, recurrence, \
@@ -148,7 +153,17 @@ pub async fn insert(conn: &mut PgConnection, task: &NewTask, actor: &Actor) -> R
     .await
     .map_err(storage_error)?;
     if let Some(record) = &record {
-        record_history(conn, record.id, "ASSIGNED", None, Stage::Assigned, record.due_date, "", actor).await?;
+        record_history(
+            conn,
+            record.id,
+            "ASSIGNED",
+            None,
+            Stage::Assigned,
+            record.due_date,
+            "",
+            actor,
+        )
+        .await?;
     }
     Ok(record)
 }
@@ -185,7 +200,11 @@ pub async fn record_history(
 }
 
 /// Reads one task; `for_update` locks it.
-pub async fn get(conn: &mut PgConnection, id: i64, for_update: bool) -> Result<Option<TaskRecord>, Error> {
+pub async fn get(
+    conn: &mut PgConnection,
+    id: i64,
+    for_update: bool,
+) -> Result<Option<TaskRecord>, Error> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
     sqlx::query_as::<_, TaskRecord>(&format!("SELECT {COLUMNS} FROM tasks WHERE id = $1{lock}"))
         .bind(id)
@@ -267,7 +286,11 @@ pub struct TaskQuery {
 
 /// The SQL condition selecting tasks in `state` on `$today` — the same rule as
 /// `domain::deadline::classify`, which the storage tests check row by row.
-pub fn deadline_condition(sql: &mut QueryBuilder<Postgres>, state: DeadlineState, today: NaiveDate) {
+pub fn deadline_condition(
+    sql: &mut QueryBuilder<Postgres>,
+    state: DeadlineState,
+    today: NaiveDate,
+) {
     match state {
         DeadlineState::Withdrawn => {
             sql.push(" AND stage = 'WITHDRAWN'");
@@ -276,10 +299,14 @@ pub fn deadline_condition(sql: &mut QueryBuilder<Postgres>, state: DeadlineState
             sql.push(" AND stage <> 'WITHDRAWN' AND due_date IS NULL");
         }
         DeadlineState::CompletedOnTime => {
-            sql.push(" AND stage = 'COMPLETED' AND due_date IS NOT NULL AND completion_date <= due_date");
+            sql.push(
+                " AND stage = 'COMPLETED' AND due_date IS NOT NULL AND completion_date <= due_date",
+            );
         }
         DeadlineState::CompletedLate => {
-            sql.push(" AND stage = 'COMPLETED' AND due_date IS NOT NULL AND completion_date > due_date");
+            sql.push(
+                " AND stage = 'COMPLETED' AND due_date IS NOT NULL AND completion_date > due_date",
+            );
         }
         DeadlineState::InProgressOnTime => {
             sql.push(" AND stage NOT IN ('COMPLETED', 'WITHDRAWN') AND due_date >= ")
@@ -303,8 +330,12 @@ pub async fn list(
 ) -> Result<Vec<TaskRecord>, Error> {
     // Tasks without a due date sort as the far future.
     const NO_DUE: &str = "COALESCE(due_date, DATE '9999-12-31')";
-    let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!("SELECT {COLUMNS} FROM tasks WHERE true"));
-    for agency in [&query.agency, &query.visible_to_agency].into_iter().flatten() {
+    let mut sql: QueryBuilder<Postgres> =
+        QueryBuilder::new(format!("SELECT {COLUMNS} FROM tasks WHERE true"));
+    for agency in [&query.agency, &query.visible_to_agency]
+        .into_iter()
+        .flatten()
+    {
         sql.push(" AND (")
             .push_bind(agency.clone())
             .push(" = ANY(lead_agencies) OR ")
@@ -312,7 +343,9 @@ pub async fn list(
             .push(" = ANY(coordinating_agencies))");
     }
     if let Some(lead) = &query.lead {
-        sql.push(" AND ").push_bind(lead.clone()).push(" = ANY(lead_agencies)");
+        sql.push(" AND ")
+            .push_bind(lead.clone())
+            .push(" = ANY(lead_agencies)");
     }
     if let Some(stage) = query.stage {
         sql.push(" AND stage = ").push_bind(stage.as_str());
@@ -333,9 +366,14 @@ pub async fn list(
         sql.push(" AND directive_id = ").push_bind(directive);
     }
     if let Some((due, id)) = after {
-        sql.push(format!(" AND ({NO_DUE}, id) > (")).push_bind(due).push(", ").push_bind(id).push(")");
+        sql.push(format!(" AND ({NO_DUE}, id) > ("))
+            .push_bind(due)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
     }
-    sql.push(format!(" ORDER BY {NO_DUE}, id LIMIT ")).push_bind(limit);
+    sql.push(format!(" ORDER BY {NO_DUE}, id LIMIT "))
+        .push_bind(limit);
     sql.build_query_as::<TaskRecord>()
         .fetch_all(conn)
         .await
@@ -350,7 +388,10 @@ pub fn sort_due(record: &TaskRecord) -> NaiveDate {
 }
 
 /// Open tasks led by any of `agencies` (for a transfer after a merge).
-pub async fn open_tasks_of(conn: &mut PgConnection, agencies: &[String]) -> Result<Vec<TaskRecord>, Error> {
+pub async fn open_tasks_of(
+    conn: &mut PgConnection,
+    agencies: &[String],
+) -> Result<Vec<TaskRecord>, Error> {
     sqlx::query_as::<_, TaskRecord>(&format!(
         "SELECT {COLUMNS} FROM tasks WHERE stage NOT IN ('COMPLETED', 'WITHDRAWN') \
          AND (lead_agencies && $1 OR coordinating_agencies && $1) ORDER BY id FOR UPDATE"

@@ -177,12 +177,17 @@ impl NewAgency {
     /// Checks every field, reporting all problems at once.
     pub fn parse(fields: AgencyFields) -> Result<Self, Vec<FieldViolation>> {
         let mut v = Violations::new();
-        let code = AgencyCode::parse(&fields.code).map_err(|e| v.add("code", e)).ok();
+        let code = AgencyCode::parse(&fields.code)
+            .map_err(|e| v.add("code", e))
+            .ok();
         let display_name = fields.display_name.trim().to_string();
         if display_name.is_empty() {
             v.add("display_name", "must not be empty");
         } else if display_name.chars().count() > MAX_NAME_CHARS {
-            v.add("display_name", format!("at most {MAX_NAME_CHARS} characters"));
+            v.add(
+                "display_name",
+                format!("at most {MAX_NAME_CHARS} characters"),
+            );
         }
         let short_name = fields.short_name.trim().to_string();
         if short_name.chars().count() > MAX_NAME_CHARS {
@@ -192,7 +197,10 @@ impl NewAgency {
         for (i, alias) in fields.aliases.iter().enumerate() {
             let alias = alias.trim();
             if alias.is_empty() || alias.chars().count() > MAX_NAME_CHARS {
-                v.add(format!("aliases[{i}]"), format!("1 to {MAX_NAME_CHARS} characters"));
+                v.add(
+                    format!("aliases[{i}]"),
+                    format!("1 to {MAX_NAME_CHARS} characters"),
+                );
             } else if !aliases.iter().any(|a: &String| a == alias) {
                 aliases.push(alias.to_string());
             }
@@ -207,10 +215,10 @@ impl NewAgency {
                 .map_err(|e| v.add("parent", e))
                 .ok()
         };
-        if let (Some(code), Some(parent)) = (&code, &parent) {
-            if code == parent {
-                v.add("parent", "an agency cannot be its own parent");
-            }
+        if let (Some(code), Some(parent)) = (&code, &parent)
+            && code == parent
+        {
+            v.add("parent", "an agency cannot be its own parent");
         }
         let violations = v.into_inner();
         match (code, fields.kind) {
@@ -229,13 +237,26 @@ impl NewAgency {
 
     /// Every name by which the agency may be found, folded for search.
     pub fn search_text(&self) -> String {
-        search_text(&self.code, &self.display_name, &self.short_name, &self.aliases)
+        search_text(
+            &self.code,
+            &self.display_name,
+            &self.short_name,
+            &self.aliases,
+        )
     }
 }
 
 /// The folded text an agency is searched by.
-pub fn search_text(code: &AgencyCode, display_name: &str, short_name: &str, aliases: &[String]) -> String {
-    let mut parts = vec![code.as_str().replace('-', " "), super::text::fold(display_name)];
+pub fn search_text(
+    code: &AgencyCode,
+    display_name: &str,
+    short_name: &str,
+    aliases: &[String],
+) -> String {
+    let mut parts = vec![
+        code.as_str().replace('-', " "),
+        super::text::fold(display_name),
+    ];
     if !short_name.is_empty() {
         parts.push(super::text::fold(short_name));
     }
@@ -263,7 +284,11 @@ mod tests {
     fn a_well_formed_agency_parses() {
         let agency = NewAgency::parse(fields()).unwrap();
         assert_eq!(agency.code.name(), "agencies/so-ldtbxh");
-        assert!(agency.search_text().contains("so lao dong thuong binh va xa hoi"));
+        assert!(
+            agency
+                .search_text()
+                .contains("so lao dong thuong binh va xa hoi")
+        );
     }
 
     #[test]

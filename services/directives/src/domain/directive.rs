@@ -98,16 +98,18 @@ impl DirectiveNumber {
     /// Parses a number and symbol.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        let malformed = || {
-            format!("{text:?} is not a number and symbol such as \"534/TB-UBND\"")
-        };
+        let malformed = || format!("{text:?} is not a number and symbol such as \"534/TB-UBND\"");
         let (number, symbol) = text.split_once('/').ok_or_else(malformed)?;
-        let number_ok = (1..=6).contains(&number.len()) && number.chars().all(|c| c.is_ascii_digit());
+        let number_ok =
+            (1..=6).contains(&number.len()) && number.chars().all(|c| c.is_ascii_digit());
         let symbol_ok = !symbol.is_empty()
             && symbol.chars().count() <= 40
-            && symbol
-                .split('-')
-                .all(|part| !part.is_empty() && part.chars().all(|c| c.is_uppercase() || c.is_ascii_digit() || c == '&'));
+            && symbol.split('-').all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_uppercase() || c.is_ascii_digit() || c == '&')
+            });
         if number_ok && symbol_ok {
             Ok(Self(text.to_string()))
         } else {
@@ -252,7 +254,10 @@ fn agency_list(names: &[String], field: &str, v: &mut Violations) -> Vec<AgencyC
     codes
 }
 
-fn parse_item(fields: ItemFields, issue_date: Option<NaiveDate>) -> Result<DraftItem, Vec<FieldViolation>> {
+fn parse_item(
+    fields: ItemFields,
+    issue_date: Option<NaiveDate>,
+) -> Result<DraftItem, Vec<FieldViolation>> {
     let mut v = Violations::new();
     let text = fields.text.trim().to_string();
     if text.is_empty() {
@@ -261,7 +266,10 @@ fn parse_item(fields: ItemFields, issue_date: Option<NaiveDate>) -> Result<Draft
         v.add("text", format!("at most {MAX_ITEM_CHARS} characters"));
     }
     if fields.lead.is_empty() {
-        v.add("lead_agencies", "at least one lead agency (chủ trì) is required");
+        v.add(
+            "lead_agencies",
+            "at least one lead agency (chủ trì) is required",
+        );
     }
     let lead = agency_list(&fields.lead, "lead_agencies", &mut v);
     let coordinating = agency_list(&fields.coordinating, "coordinating_agencies", &mut v);
@@ -273,16 +281,19 @@ fn parse_item(fields: ItemFields, issue_date: Option<NaiveDate>) -> Result<Draft
             );
         }
     }
-    if let (Some(due), Some(issued)) = (fields.due, issue_date) {
-        if due < issued {
-            v.add(
-                "due_date",
-                format!("{due} is before the issue date {issued}"),
-            );
-        }
+    if let (Some(due), Some(issued)) = (fields.due, issue_date)
+        && due < issued
+    {
+        v.add(
+            "due_date",
+            format!("{due} is before the issue date {issued}"),
+        );
     }
     if fields.due.is_some() && fields.recurrence.is_some() {
-        v.add("recurrence", "an item has a due date or a recurrence, not both");
+        v.add(
+            "recurrence",
+            "an item has a due date or a recurrence, not both",
+        );
     }
     if fields.reference.chars().count() > 40 {
         v.add("reference", "at most 40 characters");
@@ -317,7 +328,9 @@ impl Draft {
         let number = if fields.number.trim().is_empty() {
             None
         } else {
-            DirectiveNumber::parse(&fields.number).map_err(|e| v.add("number", e)).ok()
+            DirectiveNumber::parse(&fields.number)
+                .map_err(|e| v.add("number", e))
+                .ok()
         };
         let issuer = AgencyCode::from_name(&fields.issuer)
             .map_err(|e| v.add("issuer", e))
@@ -329,7 +342,10 @@ impl Draft {
             v.add("subject", format!("at most {MAX_SUBJECT_CHARS} characters"));
         }
         for (i, capacity) in fields.signer.capacities.iter().enumerate() {
-            if !CAPACITY_PREFIXES.iter().any(|p| capacity.trim_start().starts_with(p)) {
+            if !CAPACITY_PREFIXES
+                .iter()
+                .any(|p| capacity.trim_start().starts_with(p))
+            {
                 v.add(
                     format!("signer.capacities[{i}]"),
                     format!("{capacity:?} does not start with TM., KT., TL. or TUQ."),
@@ -341,7 +357,8 @@ impl Draft {
         }
         let mut items = Vec::with_capacity(fields.items.len());
         for (i, item) in fields.items.into_iter().enumerate() {
-            if let Some(item) = v.check(&format!("items[{i}]"), parse_item(item, fields.issue_date)) {
+            if let Some(item) = v.check(&format!("items[{i}]"), parse_item(item, fields.issue_date))
+            {
                 items.push(item);
             }
         }
@@ -414,10 +431,16 @@ pub fn check_issuable(
     }
     let mut v = Violations::new();
     if number.is_none_or(str::is_empty) {
-        v.add("number", "a directive needs its number and symbol before it is issued");
+        v.add(
+            "number",
+            "a directive needs its number and symbol before it is issued",
+        );
     }
     if issue_date.is_none() {
-        v.add("issue_date", "a directive needs its issue date before it is issued");
+        v.add(
+            "issue_date",
+            "a directive needs its issue date before it is issued",
+        );
     }
     if v.is_empty() {
         Ok(())
@@ -473,7 +496,11 @@ mod tests {
     }
 
     fn violated_fields(fields: DraftFields) -> Vec<String> {
-        Draft::parse(fields).unwrap_err().into_iter().map(|v| v.field).collect()
+        Draft::parse(fields)
+            .unwrap_err()
+            .into_iter()
+            .map(|v| v.field)
+            .collect()
     }
 
     #[test]
@@ -488,7 +515,14 @@ mod tests {
     fn numbers_keep_vietnamese_symbols_and_refuse_malformed_ones() {
         assert!(DirectiveNumber::parse("4085/UBND-ĐT").is_ok());
         assert!(DirectiveNumber::parse("659/TB-VPCP").is_ok());
-        for bad in ["534", "/TB-UBND", "534/", "534/tb-ubnd", "53a/TB", "534/TB--UBND"] {
+        for bad in [
+            "534",
+            "/TB-UBND",
+            "534/",
+            "534/tb-ubnd",
+            "53a/TB",
+            "534/TB--UBND",
+        ] {
             assert!(DirectiveNumber::parse(bad).is_err(), "{bad}");
         }
     }
@@ -516,7 +550,10 @@ mod tests {
         f.subject = " ".into();
         f.number = "534-TB".into();
         f.signer.capacities = vec!["CHỦ TỊCH".into()];
-        assert_eq!(violated_fields(f), ["number", "subject", "signer.capacities[0]"]);
+        assert_eq!(
+            violated_fields(f),
+            ["number", "subject", "signer.capacities[0]"]
+        );
         let mut f = fields();
         f.subject = "x".repeat(MAX_SUBJECT_CHARS + 1);
         assert_eq!(violated_fields(f), ["subject"]);
@@ -529,16 +566,42 @@ mod tests {
         f.items[0].lead.push("agencies/so-ldtbxh".into());
         assert_eq!(
             violated_fields(f),
-            ["items[0].lead_agencies[1]", "items[0].coordinating_agencies[0]"]
+            [
+                "items[0].lead_agencies[1]",
+                "items[0].coordinating_agencies[0]"
+            ]
         );
     }
 
     #[test]
     fn only_complete_drafts_are_issued_and_only_once() {
-        assert!(check_issuable(DirectiveState::Draft, Some("1/TB-UBND"), Some(date(2024, 1, 1))).is_ok());
-        let twice = check_issuable(DirectiveState::Issued, Some("1/TB-UBND"), Some(date(2024, 1, 1)));
-        assert!(matches!(twice, Err(Error::FailedPrecondition { reason: "DIRECTIVE_ALREADY_ISSUED", .. })));
+        assert!(
+            check_issuable(
+                DirectiveState::Draft,
+                Some("1/TB-UBND"),
+                Some(date(2024, 1, 1))
+            )
+            .is_ok()
+        );
+        let twice = check_issuable(
+            DirectiveState::Issued,
+            Some("1/TB-UBND"),
+            Some(date(2024, 1, 1)),
+        );
+        assert!(matches!(
+            twice,
+            Err(Error::FailedPrecondition {
+                reason: "DIRECTIVE_ALREADY_ISSUED",
+                ..
+            })
+        ));
         let incomplete = check_issuable(DirectiveState::Draft, None, None);
-        assert!(matches!(incomplete, Err(Error::FailedPrecondition { reason: "DIRECTIVE_INCOMPLETE", .. })));
+        assert!(matches!(
+            incomplete,
+            Err(Error::FailedPrecondition {
+                reason: "DIRECTIVE_INCOMPLETE",
+                ..
+            })
+        ));
     }
 }

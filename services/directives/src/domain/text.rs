@@ -25,7 +25,10 @@ mod tests {
 
     #[test]
     fn folding_ignores_case_diacritics_and_dashes() {
-        assert_eq!(fold("Sở Lao động – Thương binh và Xã hội"), "so lao dong thuong binh va xa hoi");
+        assert_eq!(
+            fold("Sở Lao động – Thương binh và Xã hội"),
+            "so lao dong thuong binh va xa hoi"
+        );
         assert_eq!(fold("ĐÀ NẴNG"), "da nang");
         assert!(fold("Sở Lao động – TB&XH").starts_with("so lao dong"));
     }

@@ -8,10 +8,10 @@ use dondoc_contracts::service_names;
 use dondoc_errors::Error;
 use dondoc_events::outbox;
 use dondoc_identity::principal;
+use dondoc_server::actor_of;
 use dondoc_server::convert::{date_from_pb, timestamp};
 use dondoc_server::listing::{PageSize, decode_page_token, encode_page_token, parse_filter};
 use dondoc_server::mutation::Mutation;
-use dondoc_server::actor_of;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
@@ -63,8 +63,13 @@ impl AgencyService for Agencies {
         })?;
         let state = &self.0;
         let method = method(service_names::AGENCY, "CreateAgency");
-        let mut mutation =
-            Mutation::begin(&state.pool, &method, &principal.subject, &request.request_id).await?;
+        let mut mutation = Mutation::begin(
+            &state.pool,
+            &method,
+            &principal.subject,
+            &request.request_id,
+        )
+        .await?;
         if let Some(previous) = mutation.previous::<CreateAgencyResponse>()? {
             return Ok(Response::new(previous));
         }
@@ -101,7 +106,12 @@ impl AgencyService for Agencies {
         principal(&request)?;
         let code = dondoc_server::convert::agency_code(&request.get_ref().name, "name")
             .map_err(|v| Error::InvalidArgument(vec![v]))?;
-        let mut conn = self.0.pool.acquire().await.map_err(dondoc_database::storage_error)?;
+        let mut conn = self
+            .0
+            .pool
+            .acquire()
+            .await
+            .map_err(dondoc_database::storage_error)?;
         let record = agencies::get(&mut conn, &code)
             .await?
             .ok_or_else(|| Error::NotFound {
@@ -123,7 +133,11 @@ impl AgencyService for Agencies {
         let mut query = AgencyQuery::default();
         for condition in parse_filter(&request.filter, &FILTER_FIELDS)? {
             if condition.op != dondoc_server::listing::Op::Eq {
-                return Err(Error::invalid("filter", format!("{} supports only =", condition.field)).into());
+                return Err(Error::invalid(
+                    "filter",
+                    format!("{} supports only =", condition.field),
+                )
+                .into());
             }
             match condition.field.as_str() {
                 "kind" => {
@@ -147,7 +161,12 @@ impl AgencyService for Agencies {
             }
         }
         let after: Option<String> = decode_page_token(&request.filter, &request.page_token)?;
-        let mut conn = self.0.pool.acquire().await.map_err(dondoc_database::storage_error)?;
+        let mut conn = self
+            .0
+            .pool
+            .acquire()
+            .await
+            .map_err(dondoc_database::storage_error)?;
         let records = agencies::list(&mut conn, &query, after.as_deref(), limit + 1).await?;
         let more = records.len() as i64 > limit;
         let page: Vec<_> = records.into_iter().take(limit as usize).collect();

@@ -187,9 +187,13 @@ pub fn directive_to_pb(record: &DirectiveRecord) -> pb::Directive {
             record.updated_agency.as_deref(),
             record.updated_at,
         )),
-        issue_stamp: record
-            .issued_at
-            .map(|at| stamp(record.issued_by.as_deref().unwrap_or_default(), record.issued_agency.as_deref(), at)),
+        issue_stamp: record.issued_at.map(|at| {
+            stamp(
+                record.issued_by.as_deref().unwrap_or_default(),
+                record.issued_agency.as_deref(),
+                at,
+            )
+        }),
         amendments: Vec::new(),
         revoke_stamp: None,
         revoke_reason: String::new(),

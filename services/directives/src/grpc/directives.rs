@@ -20,7 +20,7 @@ use super::method;
 use crate::State;
 use crate::domain::access;
 use crate::domain::directive::{
-    Draft, DraftFields, DirectiveKind, DirectiveState, ItemFields, Signer, check_issuable,
+    DirectiveKind, DirectiveState, Draft, DraftFields, ItemFields, Signer, check_issuable,
 };
 use crate::storage::agencies;
 use crate::storage::directives::{self, DirectiveQuery, DirectiveRecord};
@@ -31,7 +31,14 @@ const PAGE: PageSize = PageSize {
     default: 50,
     max: 500,
 };
-const FILTER_FIELDS: [&str; 6] = ["issuer", "kind", "state", "issue_date", "agency", "key_task"];
+const FILTER_FIELDS: [&str; 6] = [
+    "issuer",
+    "kind",
+    "state",
+    "issue_date",
+    "agency",
+    "key_task",
+];
 
 fn invalid(v: dondoc_errors::FieldViolation) -> Error {
     Error::InvalidArgument(vec![v])
@@ -41,10 +48,20 @@ fn invalid(v: dondoc_errors::FieldViolation) -> Error {
 /// is reported under `directive.`.
 fn draft_from_pb(directive: pb::Directive) -> Result<Draft, Error> {
     let mut v = Violations::new();
-    let issue_date = v.check("", date_from_pb(directive.issue_date.as_ref(), "issue_date").map_err(|e| vec![e])).flatten();
+    let issue_date = v
+        .check(
+            "",
+            date_from_pb(directive.issue_date.as_ref(), "issue_date").map_err(|e| vec![e]),
+        )
+        .flatten();
     let meeting = match directive.meeting {
         Some(m) => {
-            let date = v.check("", date_from_pb(m.date.as_ref(), "meeting.date").map_err(|e| vec![e])).flatten();
+            let date = v
+                .check(
+                    "",
+                    date_from_pb(m.date.as_ref(), "meeting.date").map_err(|e| vec![e]),
+                )
+                .flatten();
             Some((date, m.chair))
         }
         None => None,
@@ -53,10 +70,16 @@ fn draft_from_pb(directive: pb::Directive) -> Result<Draft, Error> {
     for (i, item) in directive.items.into_iter().enumerate() {
         let path = format!("items[{i}]");
         let due = v
-            .check(&path, date_from_pb(item.due_date.as_ref(), "due_date").map_err(|e| vec![e]))
+            .check(
+                &path,
+                date_from_pb(item.due_date.as_ref(), "due_date").map_err(|e| vec![e]),
+            )
             .flatten();
         let recurrence = v
-            .check(&path, recurrence_from_pb(item.recurrence.as_ref(), "recurrence").map_err(|e| vec![e]))
+            .check(
+                &path,
+                recurrence_from_pb(item.recurrence.as_ref(), "recurrence").map_err(|e| vec![e]),
+            )
             .flatten();
         items.push(ItemFields {
             reference: item.reference,
@@ -160,8 +183,13 @@ impl DirectiveService for Directives {
         let draft = draft_from_pb(directive)?;
         let state = &self.0;
         let method = method(service_names::DIRECTIVE, "CreateDirective");
-        let mut mutation =
-            Mutation::begin(&state.pool, &method, &principal.subject, &request.request_id).await?;
+        let mut mutation = Mutation::begin(
+            &state.pool,
+            &method,
+            &principal.subject,
+            &request.request_id,
+        )
+        .await?;
         if let Some(previous) = mutation.previous::<CreateDirectiveResponse>()? {
             return Ok(Response::new(previous));
         }
@@ -197,7 +225,12 @@ impl DirectiveService for Directives {
         let principal = principal(&request)?;
         let name = &request.get_ref().name;
         let id = resource_id(name, "directives", "name").map_err(invalid)?;
-        let mut conn = self.0.pool.acquire().await.map_err(dondoc_database::storage_error)?;
+        let mut conn = self
+            .0
+            .pool
+            .acquire()
+            .await
+            .map_err(dondoc_database::storage_error)?;
         let record = directives::get(&mut conn, id, false)
             .await?
             .ok_or_else(|| not_found(name))?;
@@ -220,13 +253,17 @@ impl DirectiveService for Directives {
                 if c.op == Op::Eq {
                     Ok(())
                 } else {
-                    Err(Error::invalid("filter", format!("{} supports only =", c.field)))
+                    Err(Error::invalid(
+                        "filter",
+                        format!("{} supports only =", c.field),
+                    ))
                 }
             };
             match c.field.as_str() {
                 "issuer" | "agency" => {
                     only_eq(&c)?;
-                    let code = dondoc_server::convert::agency_code(&c.value, "filter").map_err(invalid)?;
+                    let code =
+                        dondoc_server::convert::agency_code(&c.value, "filter").map_err(invalid)?;
                     if c.field == "issuer" {
                         query.issuer = Some(code);
                     } else {
@@ -235,14 +272,16 @@ impl DirectiveService for Directives {
                 }
                 "kind" => {
                     only_eq(&c)?;
-                    let kind = DirectiveKind::parse(&c.value)
-                        .ok_or_else(|| Error::invalid("filter", format!("unknown kind {:?}", c.value)))?;
+                    let kind = DirectiveKind::parse(&c.value).ok_or_else(|| {
+                        Error::invalid("filter", format!("unknown kind {:?}", c.value))
+                    })?;
                     query.kind = Some(kind.as_str().into());
                 }
                 "state" => {
                     only_eq(&c)?;
-                    let state = DirectiveState::parse(&c.value)
-                        .ok_or_else(|| Error::invalid("filter", format!("unknown state {:?}", c.value)))?;
+                    let state = DirectiveState::parse(&c.value).ok_or_else(|| {
+                        Error::invalid("filter", format!("unknown state {:?}", c.value))
+                    })?;
                     query.state = Some(state.as_str().into());
                 }
                 "key_task" => {
@@ -250,13 +289,26 @@ impl DirectiveService for Directives {
                     query.key_tasks_only = match c.value.as_str() {
                         "true" => true,
                         "false" => false,
-                        other => return Err(Error::invalid("filter", format!("key_task is true or false, not {other:?}")).into()),
+                        other => {
+                            return Err(Error::invalid(
+                                "filter",
+                                format!("key_task is true or false, not {other:?}"),
+                            )
+                            .into());
+                        }
                     };
                 }
                 _ => {
-                    let date = chrono::NaiveDate::parse_from_str(&c.value, "%Y-%m-%d").map_err(|_| {
-                        Error::invalid("filter", format!("issue_date takes a date as \"YYYY-MM-DD\", not {:?}", c.value))
-                    })?;
+                    let date =
+                        chrono::NaiveDate::parse_from_str(&c.value, "%Y-%m-%d").map_err(|_| {
+                            Error::invalid(
+                                "filter",
+                                format!(
+                                    "issue_date takes a date as \"YYYY-MM-DD\", not {:?}",
+                                    c.value
+                                ),
+                            )
+                        })?;
                     match c.op {
                         Op::Ge => query.issued_from = Some(date),
                         Op::Gt => query.issued_from = date.succ_opt(),
@@ -266,7 +318,11 @@ impl DirectiveService for Directives {
                             query.issued_from = Some(date);
                             query.issued_until = Some(date);
                         }
-                        Op::Ne => return Err(Error::invalid("filter", "issue_date does not support !=").into()),
+                        Op::Ne => {
+                            return Err(
+                                Error::invalid("filter", "issue_date does not support !=").into()
+                            );
+                        }
                     }
                 }
             }
@@ -281,7 +337,12 @@ impl DirectiveService for Directives {
         // The token is bound to the filter and to what the caller may see.
         let token_scope = format!("{}|{:?}", request.filter, query.visible_to_agency);
         let before: Option<i64> = decode_page_token(&token_scope, &request.page_token)?;
-        let mut conn = self.0.pool.acquire().await.map_err(dondoc_database::storage_error)?;
+        let mut conn = self
+            .0
+            .pool
+            .acquire()
+            .await
+            .map_err(dondoc_database::storage_error)?;
         let records = directives::list(&mut conn, &query, before, limit + 1).await?;
         let more = records.len() as i64 > limit;
         let page: Vec<_> = records.into_iter().take(limit as usize).collect();
@@ -312,8 +373,13 @@ impl DirectiveService for Directives {
         let id = resource_id(&request.name, "directives", "name").map_err(invalid)?;
         let state = &self.0;
         let method = method(service_names::DIRECTIVE, "IssueDirective");
-        let mut mutation =
-            Mutation::begin(&state.pool, &method, &principal.subject, &request.request_id).await?;
+        let mut mutation = Mutation::begin(
+            &state.pool,
+            &method,
+            &principal.subject,
+            &request.request_id,
+        )
+        .await?;
         if let Some(previous) = mutation.previous::<IssueDirectiveResponse>()? {
             return Ok(Response::new(previous));
         }
@@ -346,7 +412,11 @@ impl DirectiveService for Directives {
                     .chain(item.coordinating_agencies.iter())
                     .map(move |c| (format!("directive.items[{i}]"), c))
             })
-            .filter_map(|(field, c)| crate::domain::agency::AgencyCode::parse(c).ok().map(|c| (field, c)))
+            .filter_map(|(field, c)| {
+                crate::domain::agency::AgencyCode::parse(c)
+                    .ok()
+                    .map(|c| (field, c))
+            })
             .collect();
         let references: Vec<(String, &crate::domain::agency::AgencyCode)> =
             codes.iter().map(|(f, c)| (f.clone(), c)).collect();
@@ -356,7 +426,11 @@ impl DirectiveService for Directives {
                 reason: "AGENCY_NOT_ACTIVE",
                 message: format!(
                     "the draft names agencies that no longer exist: {}; edit the draft first",
-                    v.into_inner().into_iter().map(|x| x.description).collect::<Vec<_>>().join("; ")
+                    v.into_inner()
+                        .into_iter()
+                        .map(|x| x.description)
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ),
             }
             .into());

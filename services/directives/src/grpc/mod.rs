@@ -27,7 +27,9 @@ pub const SERVICE_NAMES: [&str; 3] = [
 /// Every RPC of the directives service, routed.
 pub fn routes(state: Arc<State>) -> Routes {
     Routes::new(AgencyServiceServer::new(agencies::Agencies(state.clone())))
-        .add_service(DirectiveServiceServer::new(directives::Directives(state.clone())))
+        .add_service(DirectiveServiceServer::new(directives::Directives(
+            state.clone(),
+        )))
         .add_service(DirectiveEventServiceServer::new(events::Events(state)))
 }
 

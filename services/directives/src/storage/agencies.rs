@@ -54,11 +54,18 @@ const COLUMNS: &str = "code, display_name, short_name, aliases, kind, parent, ef
     updated_by, updated_agency, updated_at";
 
 /// Inserts a new agency; its parent must exist.
-pub async fn insert(conn: &mut PgConnection, agency: &NewAgency, actor: &Actor) -> Result<AgencyRecord, Error> {
-    if let Some(parent) = &agency.parent {
-        if get(conn, parent.as_str()).await?.is_none() {
-            return Err(Error::invalid("agency.parent", format!("{} does not exist", parent.name())));
-        }
+pub async fn insert(
+    conn: &mut PgConnection,
+    agency: &NewAgency,
+    actor: &Actor,
+) -> Result<AgencyRecord, Error> {
+    if let Some(parent) = &agency.parent
+        && get(conn, parent.as_str()).await?.is_none()
+    {
+        return Err(Error::invalid(
+            "agency.parent",
+            format!("{} does not exist", parent.name()),
+        ));
     }
     let result = sqlx::query_as::<_, AgencyRecord>(&format!(
         "INSERT INTO agencies (code, display_name, short_name, aliases, kind, parent, effective_from, \
@@ -99,9 +106,9 @@ pub async fn get(conn: &mut PgConnection, code: &str) -> Result<Option<AgencyRec
 
 /// Checks that every referenced agency exists and is active, reporting each
 /// offending reference under its field path.
-pub async fn check_assignable<'a>(
+pub async fn check_assignable(
     conn: &mut PgConnection,
-    references: &[(String, &'a AgencyCode)],
+    references: &[(String, &AgencyCode)],
     violations: &mut Violations,
 ) -> Result<(), Error> {
     let codes: Vec<&str> = references.iter().map(|(_, c)| c.as_str()).collect();
@@ -111,20 +118,36 @@ pub async fn check_assignable<'a>(
             .fetch_all(conn)
             .await
             .map_err(storage_error)?;
-    let known: HashMap<String, (String, Vec<String>)> =
-        rows.into_iter().map(|(code, state, succ)| (code, (state, succ))).collect();
+    let known: HashMap<String, (String, Vec<String>)> = rows
+        .into_iter()
+        .map(|(code, state, succ)| (code, (state, succ)))
+        .collect();
     for (field, code) in references {
         match known.get(code.as_str()) {
-            None => violations.add(field.clone(), format!("{} is not in the agency directory", code.name())),
+            None => violations.add(
+                field.clone(),
+                format!("{} is not in the agency directory", code.name()),
+            ),
             Some((state, successors)) if state != AgencyState::Active.as_str() => {
                 let hint = if successors.is_empty() {
                     String::new()
                 } else {
-                    format!("; its work passed to {}", successors.iter().map(|s| format!("agencies/{s}")).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "; its work passed to {}",
+                        successors
+                            .iter()
+                            .map(|s| format!("agencies/{s}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
                 };
                 violations.add(
                     field.clone(),
-                    format!("{} no longer exists ({}){hint}", code.name(), state.to_lowercase()),
+                    format!(
+                        "{} no longer exists ({}){hint}",
+                        code.name(),
+                        state.to_lowercase()
+                    ),
                 );
             }
             Some(_) => {}
@@ -167,9 +190,9 @@ pub async fn list(
     if let Some(search) = &query.search {
         for word in search.split_whitespace() {
             sql.push(" AND (search_text LIKE ")
-                .push_bind(format!("%{}%", word.replace('%', "").replace('_', "")))
+                .push_bind(format!("%{}%", word.replace(['%', '_'], "")))
                 .push(" OR EXISTS (SELECT 1 FROM agency_names n WHERE n.code = agencies.code AND n.search_text LIKE ")
-                .push_bind(format!("%{}%", word.replace('%', "").replace('_', "")))
+                .push_bind(format!("%{}%", word.replace(['%', '_'], "")))
                 .push("))");
         }
     }

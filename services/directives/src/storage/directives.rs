@@ -135,8 +135,15 @@ pub async fn insert(conn: &mut PgConnection, draft: &Draft, actor: &Actor) -> Re
                 "directive.number",
                 format!(
                     "{} is already used by this issuer in {}",
-                    draft.number.as_ref().map(|n| n.as_str()).unwrap_or_default(),
-                    draft.issue_year().map(|y| y.to_string()).unwrap_or_default()
+                    draft
+                        .number
+                        .as_ref()
+                        .map(|n| n.as_str())
+                        .unwrap_or_default(),
+                    draft
+                        .issue_year()
+                        .map(|y| y.to_string())
+                        .unwrap_or_default()
                 ),
             ));
         }
@@ -168,7 +175,11 @@ pub async fn insert(conn: &mut PgConnection, draft: &Draft, actor: &Actor) -> Re
 }
 
 /// Reads a directive with its items; `for_update` locks its row.
-pub async fn get(conn: &mut PgConnection, id: i64, for_update: bool) -> Result<Option<DirectiveRecord>, Error> {
+pub async fn get(
+    conn: &mut PgConnection,
+    id: i64,
+    for_update: bool,
+) -> Result<Option<DirectiveRecord>, Error> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
     let record = sqlx::query_as::<_, DirectiveRecord>(&format!(
         "SELECT {COLUMNS} FROM directives WHERE id = $1{lock}"
@@ -280,7 +291,10 @@ pub async fn list(
     let ids: Vec<i64> = records.iter().map(|r| r.id).collect();
     let mut by_directive: std::collections::HashMap<i64, Vec<ItemRecord>> = Default::default();
     for item in items_of(conn, &ids).await? {
-        by_directive.entry(item.directive_id).or_default().push(item);
+        by_directive
+            .entry(item.directive_id)
+            .or_default()
+            .push(item);
     }
     for record in &mut records {
         record.items = by_directive.remove(&record.id).unwrap_or_default();

@@ -30,7 +30,10 @@ fn source(task: &TaskSummary) -> String {
     match (task.directive_number.is_empty(), task.reference.is_empty()) {
         (true, _) => String::new(),
         (false, true) => format!(" (văn bản số {})", task.directive_number),
-        (false, false) => format!(" (văn bản số {}, mục {})", task.directive_number, task.reference),
+        (false, false) => format!(
+            " (văn bản số {}, mục {})",
+            task.directive_number, task.reference
+        ),
     }
 }
 
@@ -41,7 +44,11 @@ fn due_text(task: &TaskSummary) -> String {
 }
 
 fn key(task: &TaskSummary) -> &'static str {
-    if task.key_task { "nhiệm vụ trọng tâm " } else { "nhiệm vụ " }
+    if task.key_task {
+        "nhiệm vụ trọng tâm "
+    } else {
+        "nhiệm vụ "
+    }
 }
 
 /// A title and a body.
@@ -60,7 +67,10 @@ pub fn due_soon(task: &TaskSummary, working_days_left: u32) -> Message {
         title: format!("Sắp đến hạn ({due}): {}", task.title),
         body: format!(
             "Đôn đốc: {}\"{}\"{} do {} chủ trì sẽ đến hạn vào ngày {due}, còn {working_days_left} ngày làm việc. Đề nghị khẩn trương hoàn thành và báo cáo kết quả.",
-            key(task), task.title, source(task), task.lead
+            key(task),
+            task.title,
+            source(task),
+            task.lead
         ),
     }
 }
@@ -72,7 +82,10 @@ pub fn due_today(task: &TaskSummary) -> Message {
         title: format!("Đến hạn hôm nay ({due}): {}", task.title),
         body: format!(
             "Đôn đốc: {}\"{}\"{} do {} chủ trì đến hạn hôm nay, ngày {due}. Đề nghị hoàn thành và báo cáo kết quả trong ngày.",
-            key(task), task.title, source(task), task.lead
+            key(task),
+            task.title,
+            source(task),
+            task.lead
         ),
     }
 }
@@ -84,19 +97,29 @@ pub fn overdue(task: &TaskSummary, days_late: i64) -> Message {
         title: format!("Quá hạn {days_late} ngày: {}", task.title),
         body: format!(
             "Đôn đốc: {}\"{}\"{} do {} chủ trì đã quá hạn {days_late} ngày (hạn {due}). Đề nghị báo cáo kết quả, nêu rõ lý do chậm trễ, hoặc đề nghị gia hạn.",
-            key(task), task.title, source(task), task.lead
+            key(task),
+            task.title,
+            source(task),
+            task.lead
         ),
     }
 }
 
 /// "A task was assigned to you."
 pub fn assigned(task: &TaskSummary, as_lead: bool) -> Message {
-    let role = if as_lead { "chủ trì" } else { "phối hợp" };
+    let role = if as_lead {
+        "chủ trì"
+    } else {
+        "phối hợp"
+    };
     Message {
         title: format!("Nhiệm vụ mới: {}", task.title),
         body: format!(
             "Đơn vị được giao {role} thực hiện {}\"{}\"{}; {}.",
-            key(task), task.title, source(task), due_text(task)
+            key(task),
+            task.title,
+            source(task),
+            due_text(task)
         ),
     }
 }
@@ -110,7 +133,14 @@ pub fn workflow(task: &TaskSummary, what: &str, reason: &str) -> Message {
     };
     Message {
         title: format!("{what}: {}", task.title),
-        body: format!("{what}: {}\"{}\"{} do {} chủ trì; {}.{reason}", key(task), task.title, source(task), task.lead, due_text(task)),
+        body: format!(
+            "{what}: {}\"{}\"{} do {} chủ trì; {}.{reason}",
+            key(task),
+            task.title,
+            source(task),
+            task.lead,
+            due_text(task)
+        ),
     }
 }
 

@@ -131,7 +131,10 @@ impl ReminderPolicy {
             return None;
         }
         let target = fired_on + Duration::days(i64::from(self.overdue_every_days));
-        let date = self.calendar.on_or_before(target).max(fired_on + Duration::days(1));
+        let date = self
+            .calendar
+            .on_or_before(target)
+            .max(fired_on + Duration::days(1));
         let date = if self.calendar.is_working_day(date) {
             date
         } else {
@@ -163,8 +166,11 @@ mod tests {
     fn the_default_schedule_of_a_friday_deadline() {
         let policy = ReminderPolicy::default();
         let due = d(2024, 9, 27); // Friday
-        let keys: Vec<(String, DateTime<Utc>)> =
-            policy.schedule(due, false).into_iter().map(|r| (r.key, r.fire_at)).collect();
+        let keys: Vec<(String, DateTime<Utc>)> = policy
+            .schedule(due, false)
+            .into_iter()
+            .map(|r| (r.key, r.fire_at))
+            .collect();
         assert_eq!(
             keys,
             [
@@ -174,8 +180,21 @@ mod tests {
                 ("overdue_1".to_string(), at8(2024, 9, 30)),
             ]
         );
-        let key: Vec<String> = policy.schedule(due, true).into_iter().map(|r| r.key).collect();
-        assert_eq!(key, ["due_soon_7", "due_soon_3", "due_soon_1", "due_today", "overdue_1"]);
+        let key: Vec<String> = policy
+            .schedule(due, true)
+            .into_iter()
+            .map(|r| r.key)
+            .collect();
+        assert_eq!(
+            key,
+            [
+                "due_soon_7",
+                "due_soon_3",
+                "due_soon_1",
+                "due_today",
+                "overdue_1"
+            ]
+        );
     }
 
     #[test]
@@ -201,7 +220,10 @@ mod tests {
         let next = policy.next_overdue(d(2024, 9, 27), d(2024, 9, 30)).unwrap();
         assert_eq!(next.fire_at, at8(2024, 10, 7));
         assert_eq!(next.key, "overdue_10");
-        let never = ReminderPolicy { overdue_every_days: 0, ..Default::default() };
+        let never = ReminderPolicy {
+            overdue_every_days: 0,
+            ..Default::default()
+        };
         assert!(never.next_overdue(d(2024, 9, 27), d(2024, 9, 30)).is_none());
     }
 }

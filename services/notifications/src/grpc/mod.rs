@@ -15,5 +15,7 @@ pub const SERVICE_NAMES: [&str; 1] = [service_names::NOTIFICATION];
 
 /// Every RPC of the notifications service, routed.
 pub fn routes(state: Arc<State>) -> Routes {
-    Routes::new(NotificationServiceServer::new(notifications::Notifications(state)))
+    Routes::new(NotificationServiceServer::new(
+        notifications::Notifications(state),
+    ))
 }

@@ -19,7 +19,10 @@ use crate::storage::notifications::{self, STREAM, StoredNotification};
 
 pub struct Notifications(pub Arc<State>);
 
-const PAGE: PageSize = PageSize { default: 50, max: 500 };
+const PAGE: PageSize = PageSize {
+    default: 50,
+    max: 500,
+};
 
 fn kind_to_pb(kind: &str) -> i32 {
     pb::NotificationKind::from_str_name(&format!("NOTIFICATION_KIND_{kind}"))
@@ -34,7 +37,11 @@ fn to_pb(n: &StoredNotification) -> Notification {
         recipient: format!("agencies/{}", n.recipient),
         task: n.task_id.map(|t| format!("tasks/{t}")).unwrap_or_default(),
         directive_number: n.directive_number.clone(),
-        lead_agency: if n.lead_agency.is_empty() { String::new() } else { format!("agencies/{}", n.lead_agency) },
+        lead_agency: if n.lead_agency.is_empty() {
+            String::new()
+        } else {
+            format!("agencies/{}", n.lead_agency)
+        },
         due_date: opt_date_to_pb(n.due_date),
         key_task: n.key_task,
         title: n.title.clone(),
@@ -50,14 +57,18 @@ fn to_pb(n: &StoredNotification) -> Notification {
 fn scoped_agency(principal: &Principal, requested: &str, field: &str) -> Result<String, Error> {
     let own = principal.agency.clone();
     let wanted = if requested.is_empty() {
-        own.clone().ok_or_else(|| Error::invalid(field, "name the agency: the caller acts for none"))?
+        own.clone()
+            .ok_or_else(|| Error::invalid(field, "name the agency: the caller acts for none"))?
     } else {
         agency_code(requested, field).map_err(|v| Error::InvalidArgument(vec![v]))?
     };
     if principal.reads_all() || own.as_deref() == Some(wanted.as_str()) {
         Ok(wanted)
     } else {
-        Err(Error::denied("AGENCY_OUT_OF_SCOPE", format!("agencies/{wanted} is outside your scope")))
+        Err(Error::denied(
+            "AGENCY_OUT_OF_SCOPE",
+            format!("agencies/{wanted} is outside your scope"),
+        ))
     }
 }
 
@@ -65,11 +76,18 @@ fn scoped_agency(principal: &Principal, requested: &str, field: &str) -> Result<
 impl NotificationService for Notifications {
     type SubscribeStream = ResponseStream<SubscribeResponse>;
 
-    async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
+    async fn subscribe(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
         let principal = principal(&request)?;
         let request = request.into_inner();
         if !request.subscription.is_empty() {
-            return Err(Error::invalid("subscription", "saved subscriptions are not available in this release; subscribe by agency").into());
+            return Err(Error::invalid(
+                "subscription",
+                "saved subscriptions are not available in this release; subscribe by agency",
+            )
+            .into());
         }
         let agency = scoped_agency(&principal, &request.agency, "agency")?;
         let after = Cursor::parse_field(&request.after_cursor, "after_cursor")?;
@@ -89,16 +107,24 @@ impl NotificationService for Notifications {
         );
         let clock = state.clock.clone();
         let stream = stream.map(move |item| match item {
-            Ok(Followed::Item(_, n)) => Ok(SubscribeResponse { item: Some(Item::Notification(to_pb(&n))) }),
+            Ok(Followed::Item(_, n)) => Ok(SubscribeResponse {
+                item: Some(Item::Notification(to_pb(&n))),
+            }),
             Ok(Followed::Checkpoint(cursor)) => Ok(SubscribeResponse {
-                item: Some(Item::Checkpoint(Checkpoint { cursor: cursor.to_string(), time: Some(timestamp(clock.now())) })),
+                item: Some(Item::Checkpoint(Checkpoint {
+                    cursor: cursor.to_string(),
+                    time: Some(timestamp(clock.now())),
+                })),
             }),
             Err(e) => Err(Status::from(dondoc_database::storage_error(e))),
         });
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn list_notifications(&self, request: Request<ListNotificationsRequest>) -> Result<Response<ListNotificationsResponse>, Status> {
+    async fn list_notifications(
+        &self,
+        request: Request<ListNotificationsRequest>,
+    ) -> Result<Response<ListNotificationsResponse>, Status> {
         let principal = principal(&request)?;
         let request = request.into_inner();
         let agency = scoped_agency(&principal, &request.parent, "parent")?;
@@ -107,13 +133,20 @@ impl NotificationService for Notifications {
         for c in parse_filter(&request.filter, &["read"])? {
             match (c.op, c.value.as_str()) {
                 (Op::Eq, "false") => unread_only = true,
-                (Op::Eq, "true") => return Err(Error::invalid("filter", "only read = false is supported").into()),
+                (Op::Eq, "true") => {
+                    return Err(Error::invalid("filter", "only read = false is supported").into());
+                }
                 _ => return Err(Error::invalid("filter", "read takes = false").into()),
             }
         }
         let scope = format!("{}|{agency}", request.filter);
         let before: Option<(String, i64)> = decode_page_token(&scope, &request.page_token)?;
-        let mut conn = self.0.pool.acquire().await.map_err(dondoc_database::storage_error)?;
+        let mut conn = self
+            .0
+            .pool
+            .acquire()
+            .await
+            .map_err(dondoc_database::storage_error)?;
         let rows = notifications::inbox(&mut conn, &agency, unread_only, before, limit + 1).await?;
         // The cursor to subscribe after: everything visible now has been listed.
         let latest: Option<String> = sqlx::query_scalar(
@@ -126,7 +159,9 @@ impl NotificationService for Notifications {
         let more = rows.len() as i64 > limit;
         let page: Vec<_> = rows.into_iter().take(limit as usize).collect();
         let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => encode_page_token(&scope, &(last.cursor.tx.to_string(), last.cursor.id)),
+            (true, Some(last)) => {
+                encode_page_token(&scope, &(last.cursor.tx.to_string(), last.cursor.id))
+            }
             _ => String::new(),
         };
         Ok(Response::new(ListNotificationsResponse {
@@ -136,21 +171,44 @@ impl NotificationService for Notifications {
         }))
     }
 
-    async fn mark_notifications_read(&self, request: Request<MarkNotificationsReadRequest>) -> Result<Response<MarkNotificationsReadResponse>, Status> {
+    async fn mark_notifications_read(
+        &self,
+        request: Request<MarkNotificationsReadRequest>,
+    ) -> Result<Response<MarkNotificationsReadResponse>, Status> {
         let principal = principal(&request)?;
         let mut ids = Vec::new();
         for (i, name) in request.get_ref().names.iter().enumerate() {
             let id = name
                 .strip_prefix("notifications/")
                 .and_then(|id| id.parse::<uuid::Uuid>().ok())
-                .ok_or_else(|| Error::invalid(format!("names[{i}]"), format!("{name:?} is not notifications/{{id}}")))?;
+                .ok_or_else(|| {
+                    Error::invalid(
+                        format!("names[{i}]"),
+                        format!("{name:?} is not notifications/{{id}}"),
+                    )
+                })?;
             ids.push(id);
         }
-        let own = if principal.reads_all() { None } else {
-            Some(principal.agency.clone().ok_or_else(|| Error::denied("NO_AGENCY", "the caller acts for no agency"))?)
+        let own = if principal.reads_all() {
+            None
+        } else {
+            Some(
+                principal
+                    .agency
+                    .clone()
+                    .ok_or_else(|| Error::denied("NO_AGENCY", "the caller acts for no agency"))?,
+            )
         };
-        let mut conn = self.0.pool.acquire().await.map_err(dondoc_database::storage_error)?;
-        let updated = notifications::mark_read(&mut conn, own.as_deref(), &ids, self.0.clock.now()).await?;
-        Ok(Response::new(MarkNotificationsReadResponse { updated: updated as i32 }))
+        let mut conn = self
+            .0
+            .pool
+            .acquire()
+            .await
+            .map_err(dondoc_database::storage_error)?;
+        let updated =
+            notifications::mark_read(&mut conn, own.as_deref(), &ids, self.0.clock.now()).await?;
+        Ok(Response::new(MarkNotificationsReadResponse {
+            updated: updated as i32,
+        }))
     }
 }

@@ -57,7 +57,11 @@ pub async fn schedule(
 
 /// Cancels pending reminders of a task that no longer apply: every one
 /// when `keep_version` is `None` (task closed), else those of other versions.
-pub async fn cancel_pending(conn: &mut PgConnection, task_id: i64, keep_version: Option<i32>) -> Result<u64, Error> {
+pub async fn cancel_pending(
+    conn: &mut PgConnection,
+    task_id: i64,
+    keep_version: Option<i32>,
+) -> Result<u64, Error> {
     Ok(sqlx::query(
         "UPDATE reminder_jobs SET state = 'CANCELLED' WHERE task_id = $1 AND state = 'PENDING' \
          AND ($2::int IS NULL OR deadline_version <> $2)",
@@ -73,7 +77,12 @@ pub async fn cancel_pending(conn: &mut PgConnection, task_id: i64, keep_version:
 /// Claims up to `limit` jobs due by `now` (the injected clock) whose lease,
 /// if any, has expired (by the database's real clock: leases are about
 /// processes, not deadlines).
-pub async fn claim(pool: &PgPool, now: DateTime<Utc>, limit: i64, lease: Duration) -> Result<Vec<ClaimedJob>, Error> {
+pub async fn claim(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<ClaimedJob>, Error> {
     sqlx::query_as::<_, ClaimedJob>(
         "UPDATE reminder_jobs SET lease_token = nextval('reminder_fencing'), \
          lease_until = clock_timestamp() + make_interval(secs => $3), attempts = attempts + 1 \

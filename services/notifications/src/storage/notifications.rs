@@ -127,7 +127,12 @@ fn from_row(row: &sqlx::postgres::PgRow) -> Result<StoredNotification, sqlx::Err
 }
 
 /// Reads a recipient's notifications after `after`, gap-free.
-pub async fn read(pool: &PgPool, recipient: &str, after: Cursor, limit: i64) -> Result<Page<StoredNotification>, sqlx::Error> {
+pub async fn read(
+    pool: &PgPool,
+    recipient: &str,
+    after: Cursor,
+    limit: i64,
+) -> Result<Page<StoredNotification>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     let window = Window::open(&mut conn, after).await?;
     let (tx, id, xmin) = window.binds();
@@ -147,7 +152,11 @@ pub async fn read(pool: &PgPool, recipient: &str, after: Cursor, limit: i64) -> 
         .collect::<Result<Vec<_>, _>>()?;
     let full = items.len() as i64 == limit;
     let scanned_to = window.scanned_to(items.last().map(|(c, _)| *c), full);
-    Ok(Page { items, scanned_to, full })
+    Ok(Page {
+        items,
+        scanned_to,
+        full,
+    })
 }
 
 /// The inbox: newest first, before `before` (a row id).
@@ -170,11 +179,18 @@ pub async fn inbox(
     .fetch_all(conn)
     .await
     .map_err(storage_error)?;
-    rows.iter().map(|r| from_row(r).map_err(storage_error)).collect()
+    rows.iter()
+        .map(|r| from_row(r).map_err(storage_error))
+        .collect()
 }
 
 /// Marks notifications of `recipient` read; returns how many changed.
-pub async fn mark_read(conn: &mut PgConnection, recipient: Option<&str>, ids: &[Uuid], at: DateTime<Utc>) -> Result<u64, Error> {
+pub async fn mark_read(
+    conn: &mut PgConnection,
+    recipient: Option<&str>,
+    ids: &[Uuid],
+    at: DateTime<Utc>,
+) -> Result<u64, Error> {
     Ok(sqlx::query(
         "UPDATE notifications SET read_at = $3 WHERE notification_id = ANY($1) AND read_at IS NULL \
          AND ($2::text IS NULL OR recipient = $2)",
