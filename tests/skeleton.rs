@@ -534,3 +534,50 @@ async fn a_stream_resumed_from_a_pruned_cursor_is_out_of_range() {
     assert_eq!(status.code(), Code::InvalidArgument);
     t.suite.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_service_role_reads_only_its_own_schema() {
+    let t = TestSuite::start(local_8am(2024, 9, 2)).await;
+    let mut office_c = clients(&t, &office(&t)).await;
+    create_agencies(&mut office_c).await;
+    for (role, own, foreign) in [
+        (
+            "dondoc_assignments",
+            "assignments.tasks",
+            "directives.agencies",
+        ),
+        (
+            "dondoc_notifications",
+            "notifications.notifications",
+            "assignments.tasks",
+        ),
+        (
+            "dondoc_directives",
+            "directives.agencies",
+            "notifications.notifications",
+        ),
+    ] {
+        let pool = sqlx::PgPool::connect_with(t.db.role_options(role))
+            .await
+            .unwrap();
+        sqlx::query(&format!("SELECT count(*) FROM {own}"))
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{role} reads {own}: {e}"));
+        let error = sqlx::query(&format!("SELECT count(*) FROM {foreign}"))
+            .execute(&pool)
+            .await
+            .expect_err(&format!("{role} must not read {foreign}"));
+        let code = error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .map(|c| c.to_string());
+        assert_eq!(
+            code.as_deref(),
+            Some("42501"),
+            "{role} on {foreign}: {error}"
+        );
+        pool.close().await;
+    }
+    t.suite.stop().await.unwrap();
+}

@@ -91,6 +91,53 @@ impl TestSuite {
         }
     }
 
+    /// Starts the suite like [`TestSuite::start`], with the notifications
+    /// worker's settings and the signing keys given (so that a separate
+    /// notifications process can join it with the same identity).
+    pub async fn start_with(
+        now: DateTime<Utc>,
+        scheduler: dondoc_notifications::SchedulerSettings,
+        keys: SuiteKeys,
+    ) -> TestSuite {
+        let db = dondoc_testing::database("suite", |admin| async move {
+            bootstrap_all(&admin, &passwords()).await.unwrap();
+            migrate_all(&admin, &passwords()).await.unwrap();
+        })
+        .await;
+        let clock = Clock::manual(now);
+        let jwt = JwtConfig {
+            hs256_secret: "end-to-end-test-secret".into(),
+            issuer: "dondoc".into(),
+            audience: "dondoc".into(),
+        };
+        let suite = Suite::start(SuiteConfig {
+            admin: db.admin_options(),
+            passwords: passwords(),
+            keys,
+            jwt: jwt.clone(),
+            gateway_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            service_host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            clock: clock.clone(),
+            follow: FollowSettings {
+                poll_interval: Duration::from_millis(100),
+                checkpoint_interval: Duration::from_millis(300),
+                batch: 256,
+            },
+            deadline_policy: Default::default(),
+            reminder_policy: Default::default(),
+            scheduler,
+            shutdown_grace: Duration::from_secs(5),
+        })
+        .await
+        .expect("the suite starts");
+        TestSuite {
+            suite,
+            db,
+            clock,
+            jwt,
+        }
+    }
+
     /// A bearer token for a principal.
     pub fn token(&self, subject: &str, agency: Option<&str>, roles: &[Role]) -> String {
         dondoc_gateway::mint_token(

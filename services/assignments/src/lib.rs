@@ -7,8 +7,9 @@
 pub mod domain;
 mod grpc;
 mod publish;
+pub mod recurring;
 pub mod storage;
-mod upstream;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +33,10 @@ pub use grpc::SERVICE_NAMES;
 
 /// The service's name: its schema, its identity issuer.
 pub const NAME: &str = "assignments";
+
+/// How often occurrences of recurring duties are generated (also whenever
+/// the injected clock is moved).
+pub const RECURRENCE_TICK: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Its place in the database.
 pub fn schema() -> ServiceSchema {
@@ -157,6 +162,14 @@ impl App {
             self.progress,
             self.shutdown.clone(),
         ));
+        let ticker = tokio::spawn(recurring::run(
+            self.state.pool.clone(),
+            self.state.clock.clone(),
+            self.state.policy.clone(),
+            self.state.wake.clone(),
+            RECURRENCE_TICK,
+            self.shutdown.clone(),
+        ));
         let served = self
             .server
             .serve(ServerParts {
@@ -167,6 +180,7 @@ impl App {
             .await;
         self.shutdown.cancel();
         let _ = follower.await;
+        let _ = ticker.await;
         self.state.pool.close().await;
         served.map_err(StartError::from)
     }

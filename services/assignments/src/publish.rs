@@ -1,6 +1,6 @@
 //! Writing task events into the outbox, in the caller's transaction.
 
-use dondoc_contracts::assignments::v1::{Task, TaskEvent, TaskEventKind};
+use dondoc_contracts::assignments::v1::{ExtensionRequest, Task, TaskEvent, TaskEventKind};
 use dondoc_errors::Error;
 use dondoc_events::outbox;
 use dondoc_server::Actor;
@@ -16,7 +16,20 @@ pub async fn task_event(
     task: &Task,
     reason: &str,
 ) -> Result<(), Error> {
+    extension_event(conn, actor, kind, task, reason, None).await
+}
+
+/// Appends a task event carrying an extension request.
+pub async fn extension_event(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    kind: TaskEventKind,
+    task: &Task,
+    reason: &str,
+    extension: Option<ExtensionRequest>,
+) -> Result<(), Error> {
     let event = TaskEvent {
+        extension,
         stamp: Some(actor.stamp()),
         occur_time: Some(timestamp(actor.at)),
         kind: kind as i32,

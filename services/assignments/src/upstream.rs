@@ -6,7 +6,8 @@ use chrono::NaiveDate;
 use dondoc_contracts::assignments::v1::TaskEventKind;
 use dondoc_contracts::directives::v1::directive_event::Payload;
 use dondoc_contracts::directives::v1::{
-    Directive, DirectiveEvent, ItemState, watch_events_response::Item,
+    AgencyReorganized, Directive, DirectiveEvent, DirectiveItem, DirectiveItemsAmended, ItemState,
+    ReorganizationKind, watch_events_response::Item,
 };
 use dondoc_errors::Error;
 use dondoc_events::consumer::Apply;
@@ -18,9 +19,10 @@ use dondoc_server::convert::{
 use sqlx::PgConnection;
 
 use crate::domain::deadline::DeadlinePolicy;
+use crate::domain::stage::{Stage, Transition, next};
 use crate::grpc::task_to_pb;
 use crate::publish;
-use crate::storage::tasks::{self, NewTask};
+use crate::storage::tasks::{self, NewTask, TaskRecord};
 
 /// The consumer's name in `consumer_cursors`.
 pub const SOURCE: &str = "directives";
@@ -64,6 +66,250 @@ fn codes(names: &[String]) -> Result<Vec<String>, Error> {
         .collect()
 }
 
+fn item_id(item: &DirectiveItem) -> Result<i64, Error> {
+    item.name
+        .rsplit_once("/items/")
+        .and_then(|(_, id)| id.parse::<i64>().ok())
+        .ok_or_else(|| Error::internal(format!("malformed item name {}", item.name)))
+}
+
+fn event_view(
+    record: &TaskRecord,
+    actor: &Actor,
+    policy: &DeadlinePolicy,
+) -> dondoc_contracts::assignments::v1::Task {
+    task_to_pb(record, dondoc_time::local_date(actor.at), policy)
+}
+
+/// Withdraws an open task (cancelled item, revoked directive).
+async fn withdraw(
+    conn: &mut PgConnection,
+    task: &TaskRecord,
+    reason: &str,
+    actor: &Actor,
+    policy: &DeadlinePolicy,
+) -> Result<(), Error> {
+    let from = task.stage()?;
+    let Ok(to) = next(from, Transition::Withdraw) else {
+        // Already completed or withdrawn: a redelivery or a closed task.
+        return Ok(());
+    };
+    let updated = tasks::set_stage(conn, task.id, to, None, actor).await?;
+    tasks::record_history(
+        conn,
+        task.id,
+        Transition::Withdraw.action(),
+        Some(from),
+        to,
+        updated.due_date,
+        reason,
+        actor,
+    )
+    .await?;
+    let view = event_view(&updated, actor, policy);
+    publish::task_event(conn, actor, TaskEventKind::Withdrawn, &view, reason).await
+}
+
+/// Applies an amendment: added items become tasks, changed items change
+/// their open task (a new due date is a new deadline version), cancelled
+/// items withdraw theirs. Each effect compares before it writes, so a
+/// re-application changes nothing.
+async fn amend(
+    conn: &mut PgConnection,
+    amended: &DirectiveItemsAmended,
+    actor: &Actor,
+    policy: &DeadlinePolicy,
+) -> Result<(), Error> {
+    let Some(directive) = &amended.directive else {
+        return Ok(());
+    };
+    let by = if amended.amended_by_number.is_empty() {
+        amended.amended_by.clone()
+    } else {
+        amended.amended_by_number.clone()
+    };
+    // Added items (and any active item still without its task).
+    create_tasks(conn, directive, actor, policy).await?;
+    for item in &directive.items {
+        let Some(task) = tasks::by_item(conn, item_id(item)?).await? else {
+            continue;
+        };
+        let stage = task.stage()?;
+        if amended.cancelled_items.contains(&item.name) || item.state == ItemState::Cancelled as i32
+        {
+            let reason = format!("Nội dung bị hủy bỏ theo văn bản {by}");
+            for occurrence in tasks::open_occurrences(conn, task.id).await? {
+                withdraw(conn, &occurrence, &reason, actor, policy).await?;
+            }
+            withdraw(conn, &task, &reason, actor, policy).await?;
+            continue;
+        }
+        if !amended.changed_items.contains(&item.name) || !stage.is_open() {
+            continue;
+        }
+        let reason = format!("Điều chỉnh theo văn bản {by}");
+        let due = date_from_pb(item.due_date.as_ref(), "due_date")
+            .map_err(|v| Error::internal(v.description))?;
+        let lead = codes(&item.lead_agencies)?;
+        let coordinating = codes(&item.coordinating_agencies)?;
+        let title = title_of(&item.text);
+        let mut current = task.clone();
+        let mut changed = false;
+        if title != task.title
+            || item.text != task.description
+            || item.key_task != task.key_task
+            || lead != task.lead_agencies
+            || coordinating != task.coordinating_agencies
+        {
+            current = tasks::amend(
+                conn,
+                task.id,
+                &title,
+                &item.text,
+                item.key_task,
+                &lead,
+                &coordinating,
+                actor,
+            )
+            .await?;
+            tasks::record_history(
+                conn,
+                task.id,
+                "UPDATED",
+                Some(stage),
+                stage,
+                None,
+                &reason,
+                actor,
+            )
+            .await?;
+            changed = true;
+        }
+        if due != task.due_date {
+            current = tasks::set_due_date(conn, task.id, due, false, actor).await?;
+            tasks::record_history(
+                conn,
+                task.id,
+                "DEADLINE_CHANGED",
+                Some(stage),
+                stage,
+                due,
+                &reason,
+                actor,
+            )
+            .await?;
+            changed = true;
+        }
+        if changed {
+            let view = event_view(&current, actor, policy);
+            publish::task_event(conn, actor, TaskEventKind::Updated, &view, &reason).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces `sources` by `successor` in a list of agency codes, without
+/// duplicates and without `exclude`.
+fn replaced(
+    codes: &[String],
+    sources: &[String],
+    successor: &str,
+    exclude: &[String],
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for code in codes {
+        let code = if sources.contains(code) {
+            successor
+        } else {
+            code.as_str()
+        };
+        if !out.iter().any(|c| c == code) && !exclude.iter().any(|c| c == code) {
+            out.push(code.to_string());
+        }
+    }
+    out
+}
+
+/// Applies a reorganisation: on a merge (or a split, to the first
+/// successor) the open tasks led or coordinated by a source move to the
+/// successor, stage unchanged; on a dissolution nothing moves and the
+/// history notes it; a rename keeps codes and changes nothing here.
+async fn reorganize(
+    conn: &mut PgConnection,
+    event: &AgencyReorganized,
+    actor: &Actor,
+    policy: &DeadlinePolicy,
+) -> Result<(), Error> {
+    let sources = codes(&event.sources)?;
+    let successors = codes(&event.successors)?;
+    let kind = ReorganizationKind::try_from(event.kind).unwrap_or(ReorganizationKind::Unspecified);
+    let (successor, reason) = match (kind, successors.first()) {
+        (ReorganizationKind::Merge, Some(s)) => (
+            s.clone(),
+            format!(
+                "Chuyển giao do sáp nhập {} vào agencies/{s}",
+                event.sources.join(", ")
+            ),
+        ),
+        (ReorganizationKind::Split, Some(s)) => (
+            s.clone(),
+            format!(
+                "Chuyển giao do chia tách {} thành {}; giao agencies/{s} (đơn vị kế thừa đầu tiên) cho đến khi giao lại",
+                event.sources.join(", "),
+                event.successors.join(", ")
+            ),
+        ),
+        (ReorganizationKind::Dissolve, _) => {
+            let reason = format!(
+                "{} đã giải thể; nhiệm vụ chờ giao lại",
+                event.sources.join(", ")
+            );
+            for task in tasks::open_tasks_of(conn, &sources).await? {
+                if tasks::has_history(conn, task.id, "AGENCY_DISSOLVED", &reason).await? {
+                    continue;
+                }
+                let stage = task.stage()?;
+                tasks::record_history(
+                    conn,
+                    task.id,
+                    "AGENCY_DISSOLVED",
+                    Some(stage),
+                    stage,
+                    None,
+                    &reason,
+                    actor,
+                )
+                .await?;
+            }
+            return Ok(());
+        }
+        // A rename keeps the codes; nothing else concerns tasks.
+        _ => return Ok(()),
+    };
+    // Once moved, a task no longer names a source: a re-application finds nothing.
+    for task in tasks::open_tasks_of(conn, &sources).await? {
+        let from = task.stage()?;
+        let to: Stage = next(from, Transition::Transfer)?;
+        let lead = replaced(&task.lead_agencies, &sources, &successor, &[]);
+        let coordinating = replaced(&task.coordinating_agencies, &sources, &successor, &lead);
+        let updated = tasks::set_agencies(conn, task.id, &lead, &coordinating, to, actor).await?;
+        tasks::record_history(
+            conn,
+            task.id,
+            Transition::Transfer.action(),
+            Some(from),
+            to,
+            updated.due_date,
+            &reason,
+            actor,
+        )
+        .await?;
+        let view = event_view(&updated, actor, policy);
+        publish::task_event(conn, actor, TaskEventKind::Transferred, &view, &reason).await?;
+    }
+    Ok(())
+}
+
 async fn create_tasks(
     conn: &mut PgConnection,
     directive: &Directive,
@@ -81,11 +327,7 @@ async fn create_tasks(
         if item.state == ItemState::Cancelled as i32 {
             continue;
         }
-        let item_id = item
-            .name
-            .rsplit_once("/items/")
-            .and_then(|(_, id)| id.parse::<i64>().ok())
-            .ok_or_else(|| Error::internal(format!("malformed item name {}", item.name)))?;
+        let item_id = item_id(item)?;
         let task = NewTask {
             title: title_of(&item.text),
             description: item.text.clone(),
@@ -107,8 +349,10 @@ async fn create_tasks(
         };
         // None: this item already has its task (a redelivery); nothing changes.
         if let Some(record) = tasks::insert(conn, &task, actor).await? {
-            let view = task_to_pb(&record, dondoc_time::local_date(actor.at), policy);
+            let today = dondoc_time::local_date(actor.at);
+            let view = task_to_pb(&record, today, policy);
             publish::task_event(conn, actor, TaskEventKind::Assigned, &view, "").await?;
+            crate::recurring::generate_for(conn, &record, today, actor, policy).await?;
         }
     }
     Ok(())
@@ -137,7 +381,24 @@ impl Apply<DirectiveEvent> for DirectiveEvents {
                 }
                 Ok(())
             }
-            // Other events do not concern tasks in this release.
+            Some(Payload::DirectiveItemsAmended(amended)) => {
+                amend(tx, &amended, &actor, &self.policy).await
+            }
+            Some(Payload::DirectiveRevoked(revoked)) => {
+                if let Some(directive) = revoked.directive {
+                    let id = resource_id(&directive.name, "directives", "name")
+                        .map_err(|v| Error::internal(v.description))?;
+                    let reason = format!("Văn bản {} bị thu hồi", directive.number);
+                    for task in tasks::open_tasks_of_directive(tx, id).await? {
+                        withdraw(tx, &task, &reason, &actor, &self.policy).await?;
+                    }
+                }
+                Ok(())
+            }
+            Some(Payload::AgencyReorganized(reorganized)) => {
+                reorganize(tx, &reorganized, &actor, &self.policy).await
+            }
+            // Agency registrations, edits and drafts do not concern tasks.
             _ => Ok(()),
         }
     }

@@ -5,7 +5,8 @@
 #![forbid(unsafe_code)]
 
 pub mod domain;
-mod grpc;
+/// The gRPC handlers (public so that integration tests call them directly).
+pub mod grpc;
 pub mod storage;
 
 use std::net::SocketAddr;
@@ -58,6 +59,12 @@ impl App {
         shutdown: CancellationToken,
     ) -> Result<App, StartError> {
         let pool = open_database(&config, &schema(), &storage::MIGRATIONS).await?;
+        // Folded names and search vectors are computed by application code:
+        // rows written before a change of the fold (or before migration 0101)
+        // are made consistent here. Cheap when nothing changed.
+        storage::make_consistent(&pool)
+            .await
+            .map_err(|e| StartError::Config(format!("directives: {e}")))?;
         let server = Server::bind(config.listen, shutdown.clone(), config.shutdown_grace).await?;
         let wake = Wake::new();
         let state = Arc::new(State {

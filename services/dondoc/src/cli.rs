@@ -50,6 +50,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check a component's gRPC health: exit 0 when it is serving, 1 otherwise
+    /// (for container health checks).
+    Health {
+        /// host:port of the component.
+        addr: String,
+        /// A service name to check instead of the server as a whole.
+        #[arg(long, default_value = "")]
+        service: String,
+    },
+    /// Print fresh secrets for a deployment, as environment lines: each
+    /// component's signing key, the trusted public keys, the JWT secret and
+    /// the database role passwords.
+    Keygen,
     /// Print a development bearer token (HS256 secret from
     /// DONDOC_JWT_HS256_SECRET or the data folder).
     Token {
@@ -86,6 +99,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { service } => serve(service).await,
         Command::Migrate => migrate().await,
         Command::Parse { file, json } => parse(file, json),
+        Command::Health { addr, service } => health(&addr, service).await,
+        Command::Keygen => {
+            print!("{}", keygen());
+            Ok(())
+        }
         Command::Token {
             subject,
             agency,
@@ -177,7 +195,8 @@ async fn run_suite(
             calendar,
             ..Default::default()
         },
-        scheduler: Default::default(),
+        scheduler: dondoc_notifications::SchedulerSettings::from_env()
+            .map_err(anyhow::Error::msg)?,
         shutdown_grace: Duration::from_secs(10),
     })
     .await?;
@@ -283,7 +302,8 @@ async fn serve(service: ServiceName) -> anyhow::Result<()> {
                         calendar,
                         ..Default::default()
                     },
-                    scheduler: Default::default(),
+                    scheduler: dondoc_notifications::SchedulerSettings::from_env()
+                        .map_err(anyhow::Error::msg)?,
                 },
                 Clock::system(),
                 shutdown,
@@ -299,7 +319,8 @@ async fn serve(service: ServiceName) -> anyhow::Result<()> {
                     .context("DONDOC_ASSERTION_KEY must be set")?,
             )
             .map_err(anyhow::Error::msg)?;
-            let gateway = dondoc_gateway::Gateway::build(
+            let extras = dondoc_gateway::GatewayExtras::from_env()?;
+            let gateway = dondoc_gateway::Gateway::build_with(
                 dondoc_gateway::GatewayConfig {
                     listen: std::env::var("DONDOC_LISTEN")
                         .unwrap_or_else(|_| config::DEFAULT_GATEWAY.into())
@@ -323,8 +344,12 @@ async fn serve(service: ServiceName) -> anyhow::Result<()> {
                         key,
                         crate::suite::ASSERTION_TTL,
                     ),
-                    shutdown_grace: Duration::from_secs(20),
+                    shutdown_grace: Duration::from_secs(config::parsed_secs(
+                        "DONDOC_SHUTDOWN_GRACE_SECS",
+                        20,
+                    )?),
                 },
+                extras,
                 shutdown,
             )
             .await?;
@@ -403,4 +428,67 @@ fn parse(file: PathBuf, json: bool) -> anyhow::Result<()> {
         println!("  warning: {warning}");
     }
     Ok(())
+}
+
+async fn health(addr: &str, service: String) -> anyhow::Result<()> {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .context("address")?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(3));
+    let channel = endpoint
+        .connect()
+        .await
+        .with_context(|| format!("connect to {addr}"))?;
+    let status = HealthClient::new(channel)
+        .check(HealthCheckRequest { service })
+        .await
+        .context("health check")?
+        .into_inner()
+        .status;
+    if status == ServingStatus::Serving as i32 {
+        println!("SERVING");
+        Ok(())
+    } else {
+        bail!(
+            "not serving ({})",
+            ServingStatus::try_from(status)
+                .map(|s| s.as_str_name())
+                .unwrap_or("unknown")
+        )
+    }
+}
+
+/// Fresh deployment secrets as `NAME=value` lines.
+pub fn keygen() -> String {
+    use dondoc_identity::{AssertionSigner, KeyPair, TrustedKeys};
+    let mut out = String::from("# dondoc deployment secrets: keep this file private.\n");
+    let mut trusted = TrustedKeys::default();
+    for component in ["gateway", "directives", "assignments", "notifications"] {
+        let key = KeyPair::generate();
+        out.push_str(&format!(
+            "DONDOC_{}_ASSERTION_KEY={}\n",
+            component.to_uppercase(),
+            key.secret_base64()
+        ));
+        trusted.trust(&AssertionSigner::new(
+            component,
+            key,
+            crate::suite::ASSERTION_TTL,
+        ));
+    }
+    out.push_str(&format!("DONDOC_TRUSTED_KEYS={}\n", trusted.to_spec()));
+    out.push_str(&format!(
+        "DONDOC_JWT_HS256_SECRET={}\n",
+        dondoc_database::generate_password()
+    ));
+    for component in ["DIRECTIVES", "ASSIGNMENTS", "NOTIFICATIONS"] {
+        out.push_str(&format!(
+            "DONDOC_{component}_DB_PASSWORD={}\n",
+            dondoc_database::generate_password()
+        ));
+    }
+    out
 }

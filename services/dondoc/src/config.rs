@@ -107,10 +107,23 @@ pub fn upstream(name: &str, default_addr: &str) -> anyhow::Result<http::Uri> {
         .with_context(|| format!("{name}={text:?} is not a URL"))
 }
 
-/// Bearer token settings.
+/// A duration in whole seconds.
+pub fn parsed_secs(name: &str, default: u64) -> anyhow::Result<u64> {
+    parsed(name, default)
+}
+
+/// Bearer token settings. The HS256 secret (development) may be left out
+/// when a JWKS file provides the keys.
 pub fn jwt() -> anyhow::Result<dondoc_gateway::JwtConfig> {
+    let hs256_secret = match (var("DONDOC_JWT_HS256_SECRET"), var("DONDOC_JWT_JWKS_FILE")) {
+        (Some(secret), _) => secret,
+        (None, Some(_)) => String::new(),
+        (None, None) => anyhow::bail!(
+            "set DONDOC_JWT_JWKS_FILE (production) or DONDOC_JWT_HS256_SECRET (development)"
+        ),
+    };
     Ok(dondoc_gateway::JwtConfig {
-        hs256_secret: required("DONDOC_JWT_HS256_SECRET")?,
+        hs256_secret,
         issuer: var("DONDOC_JWT_ISSUER").unwrap_or_else(|| "dondoc".into()),
         audience: var("DONDOC_JWT_AUDIENCE").unwrap_or_else(|| "dondoc".into()),
     })

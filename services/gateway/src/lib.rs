@@ -10,37 +10,55 @@
 //! | `/dondoc.assignments.v1.`   | assignments   |
 //! | `/dondoc.notifications.v1.` | notifications |
 //!
-//! Anything else gets UNIMPLEMENTED. A proxied call is authenticated (bearer
-//! JWT, see [`JwtConfig`]), checked against the coarse [`policy::POLICY`],
-//! stripped of every identity metadata the caller sent (`authorization` and
-//! all `x-dondoc-*`), given a fresh assertion signed by the gateway, and
-//! streamed both ways to the backend over a pooled HTTP/2 channel. The
-//! response, with its trailers and error details, comes back unchanged. Each
-//! call leaves one access-log line (target `dondoc_gateway::access`).
+//! Anything else gets UNIMPLEMENTED. A proxied call is shed beyond the
+//! concurrency limit, authenticated (bearer JWT from a JWKS or, in
+//! development, HS256; an API key; or a TLS client certificate), checked
+//! against the coarse [`policy::POLICY`] and the caller's rate limit, bounded
+//! in size and deadline, stripped of every identity metadata the caller sent
+//! (`authorization`, `x-api-key`, all `x-dondoc-*`…), given a fresh assertion
+//! signed by the gateway and the trace context, and streamed both ways to the
+//! backend over a pooled HTTP/2 channel; reads are retried on UNAVAILABLE.
+//! The response, with its trailers and error details, comes back unchanged.
+//! gRPC-Web (with CORS) is accepted; TLS and mTLS are served with rustls.
+//! Each call leaves one access-log line (target `dondoc_gateway::access`) and
+//! Prometheus metrics on the admin listener. Everything beyond
+//! [`GatewayConfig`] is in [`GatewayExtras`].
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod auth;
+mod extras;
 mod health;
+mod limits;
+mod metrics;
 pub mod policy;
 mod proxy;
+mod tls;
+mod watched;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dondoc_contracts::service_names;
 use dondoc_identity::AssertionSigner;
 use tokio::net::TcpListener;
+use tokio_rustls::rustls;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::{JwtConfig, mint_token};
+pub use extras::{
+    ApiKey, ApiKeySettings, CertMatch, ClientIdentity, CorsSettings, GatewayExtras, JwksSettings,
+    Limits, TlsSettings,
+};
 
 use crate::auth::Authenticator;
+use crate::metrics::Metrics;
 use crate::proxy::{Backend, Proxy};
 
 /// The issuer name services accept assertions about any principal from.
@@ -89,16 +107,32 @@ pub enum GatewayError {
 }
 
 /// A bound gateway, ready to serve.
-#[derive(Debug)]
 pub struct Gateway {
     listener: TcpListener,
     addr: SocketAddr,
+    admin: Option<(TcpListener, SocketAddr)>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    cors: CorsLayer,
     routes: Routes,
     reporter: HealthReporter,
     backends: Vec<Backend>,
+    auth: Authenticator,
+    extras: GatewayExtras,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     closing: CancellationToken,
     grace: Duration,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("addr", &self.addr)
+            .field("admin", &self.admin.as_ref().map(|(_, addr)| addr))
+            .field("tls", &self.tls.is_some())
+            .field("extras", &self.extras)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How long to wait for connections to close once the remaining calls have
@@ -108,12 +142,51 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 impl Gateway {
     /// Checks `config`, prepares the routes and binds the listen address.
     /// Backends are connected lazily, so they may start after the gateway.
-    /// Serving stops when `shutdown` is cancelled.
+    /// Serving stops when `shutdown` is cancelled. The same as
+    /// [`Gateway::build_with`] with [`GatewayExtras::default()`]: plaintext,
+    /// HS256 tokens, default limits.
     pub async fn build(
         config: GatewayConfig,
         shutdown: CancellationToken,
     ) -> Result<Gateway, GatewayError> {
-        check(&config)?;
+        Self::build_with(config, GatewayExtras::default(), shutdown).await
+    }
+
+    /// [`Gateway::build`] with the settings of `extras`: TLS and client
+    /// certificates, JWKS, API keys, limits, CORS and the admin listener.
+    /// Files named by `extras` are read now; a missing or invalid one is a
+    /// configuration error.
+    pub async fn build_with(
+        config: GatewayConfig,
+        extras: GatewayExtras,
+        shutdown: CancellationToken,
+    ) -> Result<Gateway, GatewayError> {
+        check(&config, &extras)?;
+        let tls = extras
+            .tls
+            .as_ref()
+            .map(tls::server_config)
+            .transpose()
+            .map_err(GatewayError::Config)?;
+        let identities = extras
+            .tls
+            .as_ref()
+            .map(|t| t.client_identities.as_slice())
+            .unwrap_or_default();
+        let auth = Authenticator::build(
+            &config.jwt,
+            extras.jwks.as_ref(),
+            &extras.api_keys,
+            identities,
+        )
+        .map_err(GatewayError::Config)?;
+        if !config.jwt.hs256_secret.is_empty() {
+            tracing::warn!(
+                "HS256 bearer tokens are accepted (jwt.hs256_secret is set): for development only"
+            );
+        }
+        let cors = cors_layer(&extras.cors)?;
+        let metrics = Arc::new(Metrics::default());
         let backends = vec![
             Backend {
                 name: "directives",
@@ -148,9 +221,11 @@ impl Gateway {
         let closing = CancellationToken::new();
         let proxy = Proxy::new(
             backends.clone(),
-            Authenticator::new(&config.jwt),
+            auth.clone(),
             config.signer,
             closing.clone(),
+            extras.limits.clone(),
+            metrics.clone(),
         );
         let routes = compose(Routes::new(health_service), proxy)?;
         let listener =
@@ -164,13 +239,32 @@ impl Gateway {
             addr: config.listen,
             source,
         })?;
-        tracing::info!(%addr, "gateway listening");
+        let admin = match extras.admin_listen {
+            None => None,
+            Some(admin_addr) => {
+                let bind_error = |source| GatewayError::Bind {
+                    addr: admin_addr,
+                    source,
+                };
+                let admin = TcpListener::bind(admin_addr).await.map_err(bind_error)?;
+                let bound = admin.local_addr().map_err(bind_error)?;
+                tracing::info!(addr = %bound, "gateway admin listening (/metrics, /healthz)");
+                Some((admin, bound))
+            }
+        };
+        tracing::info!(%addr, tls = tls.is_some(), "gateway listening");
         Ok(Gateway {
             listener,
             addr,
+            admin,
+            tls,
+            cors,
             routes,
             reporter,
             backends,
+            auth,
+            extras,
+            metrics,
             shutdown,
             closing,
             grace: config.shutdown_grace,
@@ -182,6 +276,11 @@ impl Gateway {
         self.addr
     }
 
+    /// The bound address of the admin listener, when one is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(_, addr)| *addr)
+    }
+
     /// Serves until `shutdown` is cancelled, then drains in-flight calls for
     /// at most the grace period. Health turns NOT_SERVING as the drain
     /// starts, so load balancers stop sending new calls. Proxied calls still
@@ -191,13 +290,31 @@ impl Gateway {
         let Gateway {
             listener,
             addr,
+            admin,
+            tls,
+            cors,
             routes,
             reporter,
             backends,
+            auth,
+            extras,
+            metrics,
             shutdown,
             closing,
             grace,
         } = self;
+        auth.watch(extras.jwks.as_ref(), &extras.api_keys, &shutdown);
+        // Stops accepting at shutdown; admin stays up through the drain.
+        let stopped = CancellationToken::new();
+        let _stop_admin = stopped.clone().drop_guard();
+        if let Some((admin, _)) = admin {
+            tokio::spawn(metrics::serve_admin(
+                admin,
+                metrics.clone(),
+                shutdown.clone(),
+                stopped.clone(),
+            ));
+        }
         for backend in &backends {
             tokio::spawn(health::monitor(
                 reporter.clone(),
@@ -205,7 +322,7 @@ impl Gateway {
                 shutdown.clone(),
             ));
         }
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming = tls::incoming(listener, tls, shutdown.clone());
         let signal = {
             let shutdown = shutdown.clone();
             async move {
@@ -215,8 +332,11 @@ impl Gateway {
             }
         };
         let serving = tonic::transport::Server::builder()
+            .accept_http1(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .layer(cors)
+            .layer(tonic_web::GrpcWebLayer::new())
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, signal);
         tokio::pin!(serving);
@@ -246,12 +366,51 @@ fn compose(local: Routes, proxy: Proxy) -> Result<Routes, GatewayError> {
     ))
 }
 
-fn check(config: &GatewayConfig) -> Result<(), GatewayError> {
+/// CORS for gRPC-Web: the configured origins may POST gRPC-Web calls with
+/// credentials and read the gRPC status headers.
+fn cors_layer(settings: &CorsSettings) -> Result<CorsLayer, GatewayError> {
+    use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName};
+    let origins = if settings.allowed_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let mut list = Vec::with_capacity(settings.allowed_origins.len());
+        for origin in &settings.allowed_origins {
+            list.push(
+                http::HeaderValue::from_str(origin.trim_end_matches('/')).map_err(|_| {
+                    GatewayError::Config(format!("CORS origin {origin:?} is not a valid origin"))
+                })?,
+            );
+        }
+        AllowOrigin::list(list)
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([http::Method::POST, http::Method::OPTIONS])
+        .allow_headers([
+            CONTENT_TYPE,
+            AUTHORIZATION,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("x-grpc-web"),
+            HeaderName::from_static("x-user-agent"),
+            HeaderName::from_static("grpc-timeout"),
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("traceparent"),
+            HeaderName::from_static("tracestate"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("grpc-status"),
+            HeaderName::from_static("grpc-message"),
+            HeaderName::from_static("grpc-status-details-bin"),
+        ])
+        .max_age(Duration::from_secs(600)))
+}
+
+fn check(config: &GatewayConfig, extras: &GatewayExtras) -> Result<(), GatewayError> {
     let invalid = |message: String| Err(GatewayError::Config(message));
-    if config.jwt.hs256_secret.is_empty() {
-        return invalid("jwt.hs256_secret must not be empty".into());
+    if config.jwt.hs256_secret.is_empty() && extras.jwks.is_none() {
+        return invalid("jwt.hs256_secret must not be empty when no JWKS is configured".into());
     }
-    if config.jwt.hs256_secret.len() < 32 {
+    if !config.jwt.hs256_secret.is_empty() && config.jwt.hs256_secret.len() < 32 {
         tracing::warn!("jwt.hs256_secret is shorter than 32 bytes: use a longer secret");
     }
     if config.jwt.issuer.trim().is_empty() || config.jwt.audience.trim().is_empty() {
@@ -274,6 +433,10 @@ fn check(config: &GatewayConfig) -> Result<(), GatewayError> {
                 "{field} must be an http://host:port address of the service, not {uri}"
             ));
         }
+    }
+    let limits = &extras.limits;
+    if limits.max_deadline.is_zero() || limits.max_message_bytes == 0 {
+        return invalid("limits.max_deadline and limits.max_message_bytes must not be zero".into());
     }
     Ok(())
 }

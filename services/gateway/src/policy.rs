@@ -18,11 +18,11 @@ const DIRECTIVE_READERS: &[Role] = &[Office, Leader, Agency, Inspector];
 /// Who drafts, issues and revokes directives.
 const DIRECTIVE_WRITERS: &[Role] = &[Office, Leader];
 /// Who turns document text into directives.
-const DIRECTIVE_IMPORTERS: &[Role] = &[Office, Leader, Admin];
+const DIRECTIVE_IMPORTERS: &[Role] = &[Office, Leader];
 /// Who manages the agency directory.
 const DIRECTORY_MANAGERS: &[Role] = &[Office, Admin];
 /// Who may follow a service's raw change stream.
-const EVENT_WATCHERS: &[Role] = &[Admin, Inspector];
+const EVENT_WATCHERS: &[Role] = &[Office, Leader, Admin, Inspector];
 /// Who manages subscriptions and their deliveries.
 const SUBSCRIPTION_MANAGERS: &[Role] = &[Office, Agency, Subscriber, Admin];
 /// The office: assigns, reviews, decides.

@@ -1,11 +1,15 @@
 //! The transparent proxy: every call the gateway does not serve itself.
 //!
 //! Messages are never decoded. For each call the proxy routes on the path's
-//! package, authenticates the bearer token, applies [`crate::policy`], strips
-//! the caller's identity metadata, adds a fresh signed assertion and streams
-//! the call both ways over a pooled HTTP/2 channel to the backend, handing
-//! back the response, its trailers and any error details unchanged.
+//! package, sheds load beyond the concurrency limit, authenticates the
+//! caller, applies [`crate::policy`] and the caller's rate limit, reads the
+//! request (bounded by the message size limit), strips the caller's identity
+//! metadata, adds a fresh signed assertion, the remaining deadline and the
+//! trace context, and streams the response back frame by frame, with its
+//! trailers and any error details unchanged. Reads answered UNAVAILABLE
+//! before any response are retried.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -13,20 +17,27 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use dondoc_errors::Error;
+use dondoc_errors::{ERROR_DOMAIN, Error};
 use dondoc_identity::{ASSERTION_HEADER, AssertionSigner};
 use http::{HeaderMap, HeaderValue};
 use http_body::Frame;
+use http_body_util::{BodyExt, Full};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::Code;
 use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::Bytes;
 use tonic::transport::{Channel, Endpoint};
+use tonic_types::{ErrorDetails, StatusExt};
 use tower::{Service, ServiceExt};
 
-use crate::auth::Authenticator;
+use crate::auth::{API_KEY_HEADER, Authenticator, Peer};
+use crate::extras::Limits;
+use crate::limits::{Methods, RateLimiter, TraceContext, format_timeout, parse_timeout};
+use crate::metrics::{InFlight, Metrics, code_name};
 use crate::policy;
+use crate::tls::ConnInfo;
 
 /// How long connecting to a backend may take before the call gets
 /// UNAVAILABLE. Backends sit next to the gateway: a healthy one connects in
@@ -36,6 +47,27 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Every metadata key starting with this is dondoc's own and is never
 /// accepted from a caller.
 const IDENTITY_PREFIX: &str = "x-dondoc-";
+
+/// Credentials and identity claims a caller may send, never forwarded.
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    API_KEY_HEADER,
+    "cookie",
+    "x-forwarded-client-cert",
+    "x-client-cert",
+];
+
+/// HTTP/1.1 connection headers (gRPC-Web) that HTTP/2 forbids, and headers
+/// that no longer describe the re-framed request.
+const HOP_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
 
 /// One backend service and the packages it serves.
 #[derive(Debug, Clone)]
@@ -60,9 +92,11 @@ pub(crate) fn connect_lazy(uri: http::Uri) -> Channel {
         .connect_lazy()
 }
 
-/// Removes every identity the caller asserted about itself.
+/// Removes every identity and credential the caller sent.
 pub(crate) fn strip_identity(headers: &mut HeaderMap) {
-    headers.remove(http::header::AUTHORIZATION);
+    for name in CREDENTIAL_HEADERS.iter().chain(HOP_HEADERS) {
+        headers.remove(*name);
+    }
     headers.remove(ASSERTION_HEADER);
     let ours: Vec<_> = headers
         .keys()
@@ -80,7 +114,6 @@ pub(crate) struct Proxy {
     shared: Arc<Shared>,
 }
 
-#[derive(Debug)]
 struct Shared {
     backends: Vec<Backend>,
     auth: Authenticator,
@@ -88,6 +121,20 @@ struct Shared {
     /// Cancelled when the grace period after shutdown is over: calls still
     /// running end with UNAVAILABLE so that callers reconnect elsewhere.
     closing: CancellationToken,
+    limits: Limits,
+    limiter: RateLimiter,
+    permits: Arc<Semaphore>,
+    methods: Methods,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("backends", &self.backends)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Proxy {
@@ -96,6 +143,8 @@ impl Proxy {
         auth: Authenticator,
         signer: AssertionSigner,
         closing: CancellationToken,
+        limits: Limits,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -103,6 +152,11 @@ impl Proxy {
                 auth,
                 signer,
                 closing,
+                limiter: RateLimiter::new(limits.rate_per_second, limits.burst),
+                permits: Arc::new(Semaphore::new(limits.max_concurrent_calls.max(1))),
+                limits,
+                methods: Methods::from_contracts(),
+                metrics,
             }),
         }
     }
@@ -130,36 +184,89 @@ where
     }
 }
 
+/// What a call holds until its response ends.
+struct Held {
+    _permit: OwnedSemaphorePermit,
+    _call: InFlight,
+    _stream: Option<InFlight>,
+}
+
 impl Shared {
     fn route(&self, path: &str) -> Option<&Backend> {
         self.backends.iter().find(|b| path.starts_with(b.prefix))
     }
 
     async fn handle(&self, request: http::Request<Body>) -> http::Response<Body> {
+        let started = Instant::now();
+        let trace =
+            TraceContext::from_header(header_text(request.headers(), "traceparent").as_deref());
         let mut log = AccessLog {
+            peer: request
+                .extensions()
+                .get::<ConnInfo>()
+                .and_then(|info| info.remote),
             subject: None,
+            auth: None,
             method: request.uri().path().to_owned(),
-            request_id: request
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            started: Instant::now(),
+            request_id: header_text(request.headers(), "x-request-id"),
+            trace_id: trace.trace_id.clone(),
+            started,
+            metrics: self.metrics.clone(),
         };
         let Some(backend) = self.route(&log.method) else {
             let status = unknown_method(&log.method);
             return log.refuse(status);
         };
-        let principal = match self.auth.authenticate(request.headers()) {
-            Ok(principal) => principal,
+        // Shed first: an overloaded gateway spends nothing on a call it refuses.
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            self.metrics.shed();
+            return log.refuse(overloaded());
+        };
+        let call = self.metrics.call_started();
+
+        let client_cert = request
+            .extensions()
+            .get::<ConnInfo>()
+            .and_then(|info| info.client_cert.clone());
+        let peer = Peer {
+            client_cert: client_cert.as_deref().map(|der| der.as_ref()),
+        };
+        let principal = match self.auth.authenticate(request.headers(), &peer).await {
+            Ok((principal, method)) => {
+                log.auth = Some(method.as_str());
+                principal
+            }
             Err(error) => return log.refuse(error.into()),
         };
         log.subject = Some(principal.subject.clone());
         if let Err(error) = policy::allowed(&log.method, &principal.roles) {
             return log.refuse(error.into());
         }
+        if let Err(wait) = self.limiter.check(&principal.subject) {
+            self.metrics.rate_limited(&log.method);
+            return log.refuse(rate_limited(wait, &self.limits));
+        }
+
+        // The deadline: the caller's, at most the maximum for unary calls,
+        // which get the maximum when they set none.
+        let is_stream = self.methods.is_stream(&log.method);
+        let asked = header_text(request.headers(), "grpc-timeout")
+            .as_deref()
+            .and_then(parse_timeout);
+        let timeout = if is_stream {
+            asked
+        } else {
+            Some(asked.map_or(self.limits.max_deadline, |t| {
+                t.min(self.limits.max_deadline)
+            }))
+        };
+        let deadline = timeout.map(|t| started + t);
 
         let (mut parts, body) = request.into_parts();
+        let message = match read_message(body, self.limits.max_message_bytes, deadline).await {
+            Ok(message) => message,
+            Err(status) => return log.refuse(status),
+        };
         strip_identity(&mut parts.headers);
         match HeaderValue::from_str(&self.signer.sign(&principal)) {
             Ok(assertion) => {
@@ -167,26 +274,182 @@ impl Shared {
             }
             Err(error) => return log.refuse(Error::internal(error).into()),
         }
-        // Server-side extensions (connection info…) are not the backend's business.
-        parts.extensions = http::Extensions::new();
-        let upstream = http::Request::from_parts(parts, body);
-
-        let mut channel = backend.channel.clone();
-        let result = match channel.ready().await {
-            Ok(ready) => ready.call(upstream).await,
-            Err(error) => Err(error),
+        if let Ok(value) = HeaderValue::from_str(&trace.header()) {
+            parts.headers.insert("traceparent", value);
+        }
+        let held = Held {
+            _permit: permit,
+            _call: call,
+            _stream: is_stream.then(|| self.metrics.stream_started()),
         };
-        match result {
-            Ok(response) => log.forward(response, backend.name, &self.closing),
-            Err(error) => {
-                tracing::warn!(service = backend.name, %error, "backend unreachable");
-                log.refuse(unavailable(backend.name, "cannot be reached"))
+
+        let retryable = Methods::is_read(&log.method);
+        let mut attempt = 0;
+        loop {
+            let mut headers = parts.headers.clone();
+            if let Some(deadline) = deadline {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                if remaining.is_zero() {
+                    return log.refuse(deadline_exceeded(timeout));
+                }
+                if let Ok(value) = HeaderValue::from_str(&format_timeout(remaining)) {
+                    headers.insert("grpc-timeout", value);
+                }
             }
+            let mut upstream = http::Request::new(Body::new(Full::new(message.clone())));
+            *upstream.method_mut() = parts.method.clone();
+            *upstream.uri_mut() = parts.uri.clone();
+            *upstream.version_mut() = http::Version::HTTP_2;
+            *upstream.headers_mut() = headers;
+
+            let mut channel = backend.channel.clone();
+            let send = async move {
+                match channel.ready().await {
+                    Ok(ready) => ready.call(upstream).await,
+                    Err(error) => Err(error),
+                }
+            };
+            let result = match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline.into(), send).await {
+                    Ok(result) => result,
+                    Err(_) => return log.refuse(deadline_exceeded(timeout)),
+                },
+                None => send.await,
+            };
+            // The channel enforces the grpc-timeout it forwards: an error
+            // at the deadline is the deadline, not an unavailable backend.
+            let expired = deadline.is_some_and(|d| Instant::now() + Duration::from_millis(5) >= d);
+            if result.is_err() && expired {
+                return log.refuse(deadline_exceeded(timeout));
+            }
+            let unavailable = match &result {
+                Err(_) => true,
+                Ok(response) => grpc_code(response.headers()) == Some(Code::Unavailable),
+            };
+            if unavailable && retryable && attempt < self.limits.max_retries {
+                let backoff = Duration::from_millis(25 << attempt.min(6));
+                if deadline.is_none_or(|d| Instant::now() + backoff < d) {
+                    attempt += 1;
+                    self.metrics.retried();
+                    tracing::debug!(
+                        service = backend.name,
+                        attempt,
+                        "retrying a read after UNAVAILABLE"
+                    );
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            }
+            return match result {
+                Ok(response) => log.forward(response, backend.name, &self.closing, held),
+                Err(error) => {
+                    tracing::warn!(service = backend.name, %error, "backend unreachable");
+                    log.refuse(unavailable_status(backend.name, "cannot be reached"))
+                }
+            };
         }
     }
 }
 
-fn unavailable(service: &str, what: &str) -> Status {
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The request's bytes, refused with RESOURCE_EXHAUSTED as soon as a
+/// message is larger than `limit` (its gRPC length prefix says so before
+/// the message arrives), and with DEADLINE_EXCEEDED when it takes too long.
+async fn read_message(
+    mut body: Body,
+    limit: usize,
+    deadline: Option<Instant>,
+) -> Result<Bytes, Status> {
+    let read = async {
+        let mut buffer = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|_| Status::cancelled("the request stream ended abruptly"))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            buffer.extend_from_slice(&data);
+            if let Some(prefix) = buffer.get(1..5) {
+                let declared = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+                if usize::try_from(declared).map_or(true, |d| d > limit) {
+                    return Err(too_large(Some(declared), limit));
+                }
+            }
+            if buffer.len() > limit.saturating_add(5) {
+                return Err(too_large(None, limit));
+            }
+        }
+        Ok(Bytes::from(buffer))
+    };
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), read)
+            .await
+            .unwrap_or_else(|_| Err(deadline_exceeded(None))),
+        None => read.await,
+    }
+}
+
+/// A status with `ErrorInfo` (and `RetryInfo` when `retry` is set).
+fn refusal(code: Code, reason: &str, message: String, retry: Option<Duration>) -> Status {
+    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
+    if let Some(retry) = retry {
+        details.set_retry_info(Some(retry));
+    }
+    Status::with_error_details(code, message, details)
+}
+
+fn rate_limited(wait: Duration, limits: &Limits) -> Status {
+    let wait = wait.max(Duration::from_millis(1));
+    refusal(
+        Code::ResourceExhausted,
+        "RATE_LIMITED",
+        format!(
+            "too many calls: each caller may make {} calls per second (bursts of {}); retry in {} ms",
+            limits.rate_per_second,
+            limits.burst,
+            wait.as_millis().max(1)
+        ),
+        Some(wait),
+    )
+}
+
+fn overloaded() -> Status {
+    refusal(
+        Code::Unavailable,
+        "OVERLOADED",
+        "the gateway is overloaded; retry later".into(),
+        Some(Duration::from_secs(1)),
+    )
+}
+
+fn too_large(declared: Option<u32>, limit: usize) -> Status {
+    let size = declared.map_or_else(|| "larger than".to_owned(), |d| format!("{d} bytes;"));
+    refusal(
+        Code::ResourceExhausted,
+        "MESSAGE_TOO_LARGE",
+        format!("the request message is {size} the gateway accepts at most {limit} bytes"),
+        None,
+    )
+}
+
+fn deadline_exceeded(timeout: Option<Duration>) -> Status {
+    let message = match timeout {
+        Some(t) => format!(
+            "the call did not finish within its deadline of {} ms",
+            t.as_millis()
+        ),
+        None => "the call did not finish within its deadline".to_owned(),
+    };
+    refusal(Code::DeadlineExceeded, "DEADLINE_EXCEEDED", message, None)
+}
+
+fn unavailable_status(service: &str, what: &str) -> Status {
     Error::Unavailable(format!("the {service} service {what}; retry later")).into()
 }
 
@@ -215,23 +478,33 @@ fn grpc_code(headers: &HeaderMap) -> Option<Code> {
 
 /// What the access log records of one call.
 struct AccessLog {
+    peer: Option<std::net::SocketAddr>,
     subject: Option<String>,
+    auth: Option<&'static str>,
     method: String,
     request_id: Option<String>,
+    trace_id: String,
     started: Instant,
+    metrics: Arc<Metrics>,
 }
 
 impl AccessLog {
     fn emit(&self, code: Code) {
-        let latency_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let elapsed = self.started.elapsed();
+        self.metrics.observe(&self.method, code, elapsed);
+        let latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         tracing::info!(
             target: "dondoc_gateway::access",
             principal = self.subject.as_deref().unwrap_or("-"),
+            auth = self.auth.unwrap_or("-"),
             method = %self.method,
             code = ?code,
+            status = code_name(code),
             grpc_status = code as i32,
             latency_ms,
             request_id = self.request_id.as_deref().unwrap_or("-"),
+            trace_id = %self.trace_id,
+            peer = %self.peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
             "call",
         );
     }
@@ -248,12 +521,14 @@ impl AccessLog {
         response: http::Response<Body>,
         service: &'static str,
         closing: &CancellationToken,
+        held: Held,
     ) -> http::Response<Body> {
         let (parts, body) = response.into_parts();
         let header_code = grpc_code(&parts.headers);
         let body = LoggedBody {
             inner: body,
             log: Some(self),
+            held: Some(held),
             header_code,
             service,
             closing: Box::pin(closing.clone().cancelled_owned()),
@@ -270,6 +545,8 @@ impl AccessLog {
 struct LoggedBody {
     inner: Body,
     log: Option<AccessLog>,
+    /// The concurrency permit and in-flight gauges, released at the end.
+    held: Option<Held>,
     /// A trailers-only response carries its status in the headers.
     header_code: Option<Code>,
     service: &'static str,
@@ -279,6 +556,7 @@ struct LoggedBody {
 
 impl LoggedBody {
     fn finish(&mut self, code: Code) {
+        self.held = None;
         if let Some(log) = self.log.take() {
             log.emit(code);
         }
@@ -331,7 +609,7 @@ impl http_body::Body for LoggedBody {
             }
             Some(Err(error)) => {
                 tracing::warn!(service = this.service, %error, "backend failed during a call");
-                this.end_with(unavailable(this.service, "ended the call abruptly"))
+                this.end_with(unavailable_status(this.service, "ended the call abruptly"))
             }
             None => {
                 this.ended = true;
@@ -359,6 +637,8 @@ mod tests {
     fn identity_metadata_is_stripped_and_the_rest_kept() {
         let mut headers = HeaderMap::new();
         headers.insert("authorization", "Bearer abc".parse().unwrap());
+        headers.insert("x-api-key", "secret".parse().unwrap());
+        headers.insert("connection", "keep-alive".parse().unwrap());
         headers.insert("x-dondoc-assertion", "forged".parse().unwrap());
         headers.insert("x-dondoc-principal", "users/admin".parse().unwrap());
         headers.insert("x-request-id", "r-1".parse().unwrap());

@@ -1,12 +1,15 @@
 //! The notifications service: the deadline projection, reminder jobs that
-//! are never lost nor doubled, and notification streams per agency. It owns
-//! the `notifications` schema and follows the assignments service's events.
+//! are never lost nor doubled, weekly digests, notification streams, and
+//! saved subscriptions delivered by webhook (Standard Webhooks) and e-mail.
+//! It owns the `notifications` schema and follows the assignments service's
+//! events.
 
 #![forbid(unsafe_code)]
 
+pub mod delivery;
 pub mod domain;
 mod grpc;
-mod names;
+pub mod names;
 pub mod scheduler;
 pub mod storage;
 mod upstream;
@@ -28,6 +31,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
+pub use delivery::{DeliverySettings, SmtpSettings};
 pub use domain::policy::ReminderPolicy;
 pub use grpc::SERVICE_NAMES;
 pub use scheduler::SchedulerSettings;
@@ -68,6 +72,8 @@ pub struct State {
     pub follow: FollowSettings,
     /// Ends streams on shutdown.
     pub shutdown: CancellationToken,
+    /// Delivery settings (allow-list, SMTP, secret rotation).
+    pub delivery: DeliverySettings,
 }
 
 /// A built, bound, not yet serving notifications service.
@@ -106,6 +112,7 @@ impl App {
             notifications: Wake::new(),
             follow: config.service.follow.clone(),
             shutdown,
+            delivery: config.scheduler.delivery.clone(),
         });
         let (progress, _) = watch::channel(Cursor::START);
         Ok(App {
@@ -145,6 +152,13 @@ impl App {
             settings: self.config.scheduler.clone(),
         };
         let worker = tokio::spawn(scheduler.run(shutdown.clone()));
+        let deliverer = delivery::Deliverer {
+            pool: self.state.pool.clone(),
+            clock: self.state.clock.clone(),
+            notifications: self.state.notifications.clone(),
+            settings: self.config.scheduler.delivery.clone(),
+        };
+        let deliveries = tokio::spawn(deliverer.run(shutdown.clone()));
         let client = TaskEventServiceClient::with_interceptor(
             channel(&self.config.assignments),
             credentials,
@@ -190,6 +204,7 @@ impl App {
         shutdown.cancel();
         let _ = follower.await;
         let _ = worker.await;
+        let _ = deliveries.await;
         self.state.pool.close().await;
         served.map_err(StartError::from)
     }

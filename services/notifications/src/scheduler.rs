@@ -13,12 +13,15 @@ use dondoc_time::{Clock, local_date};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::delivery::{DeliverySettings, SmtpSettings};
+use crate::domain::digest::{self, DigestTask};
 use crate::domain::message::{self, TaskSummary};
 use crate::domain::policy::{ReminderKind, ReminderPolicy};
+use crate::domain::webhook::{AllowList, RetrySchedule};
 use crate::names::AgencyNames;
-use crate::storage::deadlines;
 use crate::storage::jobs::{self, ClaimedJob};
 use crate::storage::notifications::{self, NewNotification};
+use crate::storage::{deadlines, digests, retention};
 
 /// Scheduler settings.
 #[derive(Debug, Clone)]
@@ -29,15 +32,110 @@ pub struct SchedulerSettings {
     pub lease: Duration,
     /// Check for due jobs at least this often.
     pub poll_interval: Duration,
+    /// Notifications, the outbox and finished work are kept this long.
+    pub retention: Duration,
+    /// Send the weekly digests.
+    pub weekly_digest: bool,
+    /// Webhook and e-mail deliveries.
+    pub delivery: DeliverySettings,
 }
 
-impl Default for SchedulerSettings {
-    fn default() -> Self {
+impl SchedulerSettings {
+    /// The built-in defaults, without looking at the environment.
+    pub fn builtin() -> Self {
         Self {
             batch: 100,
             lease: Duration::from_secs(60),
             poll_interval: Duration::from_secs(1),
+            retention: Duration::from_secs(90 * 24 * 3600),
+            weekly_digest: true,
+            delivery: DeliverySettings::default(),
         }
+    }
+
+    /// The defaults with the environment's settings (see the service's
+    /// README): `DONDOC_WEBHOOK_ALLOWLIST`, `DONDOC_WEBHOOK_RETRY_SCHEDULE`,
+    /// `DONDOC_WEBHOOK_TIMEOUT_SECS`, `DONDOC_WEBHOOK_DISABLE_AFTER_DEAD_LETTERS`,
+    /// `DONDOC_WEBHOOK_DISABLE_AFTER_FAILING_HOURS`, `DONDOC_WEBHOOK_SECRET_OVERLAP_HOURS`,
+    /// `DONDOC_SMTP_URL`, `DONDOC_SMTP_FROM`, `DONDOC_JOB_LEASE_SECS`,
+    /// `DONDOC_JOB_POLL_MS`, `DONDOC_RETENTION_DAYS`, `DONDOC_WEEKLY_DIGEST`.
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_vars(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// [`SchedulerSettings::from_env`] over any source of variables.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        fn num<T: std::str::FromStr>(
+            var: &impl Fn(&str) -> Option<String>,
+            name: &str,
+        ) -> Result<Option<T>, String>
+        where
+            T::Err: std::fmt::Display,
+        {
+            var(name)
+                .map(|v| {
+                    v.trim()
+                        .parse::<T>()
+                        .map_err(|e| format!("{name}={v:?}: {e}"))
+                })
+                .transpose()
+        }
+        let mut s = Self::builtin();
+        if let Some(list) = var("DONDOC_WEBHOOK_ALLOWLIST") {
+            s.delivery.allow_list = AllowList::parse(&list);
+        }
+        if let Some(schedule) = var("DONDOC_WEBHOOK_RETRY_SCHEDULE") {
+            let delays = schedule
+                .split(',')
+                .map(|d| d.trim().parse::<u64>().map(Duration::from_secs))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("DONDOC_WEBHOOK_RETRY_SCHEDULE={schedule:?}: {e}"))?;
+            if delays.is_empty() {
+                return Err("DONDOC_WEBHOOK_RETRY_SCHEDULE needs at least one delay".into());
+            }
+            s.delivery.retry = RetrySchedule(delays);
+        }
+        if let Some(secs) = num::<u64>(&var, "DONDOC_WEBHOOK_TIMEOUT_SECS")? {
+            s.delivery.timeout = Duration::from_secs(secs);
+        }
+        if let Some(n) = num::<i32>(&var, "DONDOC_WEBHOOK_DISABLE_AFTER_DEAD_LETTERS")? {
+            s.delivery.disable_after_dead_letters = n;
+        }
+        if let Some(h) = num::<u64>(&var, "DONDOC_WEBHOOK_DISABLE_AFTER_FAILING_HOURS")? {
+            s.delivery.disable_after_failing = Duration::from_secs(h * 3600);
+        }
+        if let Some(h) = num::<u64>(&var, "DONDOC_WEBHOOK_SECRET_OVERLAP_HOURS")? {
+            s.delivery.secret_overlap = Duration::from_secs(h * 3600);
+        }
+        if let Some(url) = var("DONDOC_SMTP_URL") {
+            let from = var("DONDOC_SMTP_FROM")
+                .ok_or("DONDOC_SMTP_FROM must be set with DONDOC_SMTP_URL")?;
+            s.delivery.smtp = Some(SmtpSettings { url, from });
+        }
+        if let Some(secs) = num::<u64>(&var, "DONDOC_JOB_LEASE_SECS")? {
+            s.lease = Duration::from_secs(secs);
+            s.delivery.lease = Duration::from_secs(secs);
+            s.delivery.timeout = s.delivery.timeout.min(Duration::from_secs(secs.max(2) / 2));
+        }
+        if let Some(ms) = num::<u64>(&var, "DONDOC_JOB_POLL_MS")? {
+            s.poll_interval = Duration::from_millis(ms);
+            s.delivery.poll_interval = Duration::from_millis(ms);
+        }
+        if let Some(days) = num::<u64>(&var, "DONDOC_RETENTION_DAYS")? {
+            s.retention = Duration::from_secs(days * 24 * 3600);
+        }
+        if let Some(on) = num::<bool>(&var, "DONDOC_WEEKLY_DIGEST")? {
+            s.weekly_digest = on;
+        }
+        Ok(s)
+    }
+}
+
+impl Default for SchedulerSettings {
+    /// The built-in defaults; [`SchedulerSettings::from_env`] applies the
+    /// environment on top (as `dondoc serve notifications` and `dondoc up` do).
+    fn default() -> Self {
+        Self::builtin()
     }
 }
 
@@ -64,7 +162,12 @@ impl Scheduler {
     /// Runs until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut clock_moves = self.clock.changes();
+        let mut pruned_at: Option<std::time::Instant> = None;
         loop {
+            if pruned_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(3600)) {
+                pruned_at = Some(std::time::Instant::now());
+                self.prune().await;
+            }
             let added = self.jobs.notified();
             tokio::pin!(added);
             added.as_mut().enable();
@@ -87,8 +190,117 @@ impl Scheduler {
         }
     }
 
-    /// Claims and handles one batch of due jobs; returns how many were claimed.
+    /// Deletes what is older than the retention period.
+    pub async fn prune(&self) {
+        let Ok(retention) = chrono::Duration::from_std(self.settings.retention) else {
+            return;
+        };
+        match retention::prune(&self.pool, self.clock.now() - retention).await {
+            Ok(pruned) => tracing::info!(?pruned, "retention applied"),
+            Err(error) => tracing::warn!(%error, "retention failed; retrying later"),
+        }
+    }
+
+    /// Claims and handles one batch of due jobs (digests, then reminders);
+    /// returns how many were claimed.
     pub async fn tick(&self) -> Result<usize, Error> {
+        // The digest first: on a Monday morning it reads before the day's reminders.
+        let digests = if self.settings.weekly_digest {
+            self.plan_digests().await?;
+            self.tick_digests().await?
+        } else {
+            0
+        };
+        let reminders = self.tick_reminders().await?;
+        Ok(reminders + digests)
+    }
+
+    /// Plans next week's digest of every agency with open tasks.
+    pub async fn plan_digests(&self) -> Result<u64, Error> {
+        let storage = dondoc_database::storage_error;
+        let (week, fire_at) =
+            digest::upcoming(&self.policy.calendar, self.policy.send_at, self.clock.now());
+        let mut conn = self.pool.acquire().await.map_err(storage)?;
+        let agencies = deadlines::agencies_with_open_tasks(&mut conn).await?;
+        digests::plan(&mut conn, &agencies, week, fire_at).await
+    }
+
+    /// Claims and writes due weekly digests; returns how many were claimed.
+    pub async fn tick_digests(&self) -> Result<usize, Error> {
+        let claimed = digests::claim(
+            &self.pool,
+            self.clock.now(),
+            self.settings.batch,
+            self.settings.lease,
+        )
+        .await?;
+        let count = claimed.len();
+        for job in claimed {
+            if let Err(error) = self.handle_digest(&job).await {
+                tracing::warn!(job = job.id, %error, "digest failed; it will be retried");
+            }
+        }
+        if count > 0 {
+            self.notifications.wake();
+        }
+        Ok(count)
+    }
+
+    /// Writes one agency's weekly digest in one transaction.
+    pub async fn handle_digest(&self, job: &digests::ClaimedDigest) -> Result<(), Error> {
+        let storage = dondoc_database::storage_error;
+        let name = self.names.name(&job.agency).await;
+        let today = local_date(self.clock.now()).max(job.week);
+        let mut tx = self.pool.begin().await.map_err(storage)?;
+        if !digests::still_mine(&mut tx, job).await? {
+            return Ok(());
+        }
+        let horizon = today + chrono::Duration::days(digest::HORIZON_DAYS);
+        let open = deadlines::open_for_agency(&mut tx, &job.agency, horizon).await?;
+        let (mut due_soon, mut overdue) = (Vec::new(), Vec::new());
+        for d in open {
+            let Some(due) = d.due_date else { continue };
+            let task = DigestTask {
+                title: d.title.clone(),
+                directive_number: d.directive_number.clone(),
+                due,
+                key_task: d.key_task,
+                as_lead: d.lead_agencies.contains(&job.agency),
+            };
+            if due < today {
+                overdue.push(task);
+            } else {
+                due_soon.push(task);
+            }
+        }
+        let Some(text) = digest::weekly(&name, today, &due_soon, &overdue) else {
+            digests::finish(&mut tx, job.id, "EMPTY").await?;
+            return tx.commit().await.map_err(storage);
+        };
+        notifications::insert(
+            &mut tx,
+            &NewNotification {
+                dedupe_key: format!("digest:{}:{}", job.agency, job.week),
+                kind: "WEEKLY_DIGEST".into(),
+                recipient: job.agency.clone(),
+                task_id: None,
+                directive_number: String::new(),
+                directive: String::new(),
+                lead_agency: String::new(),
+                due_date: None,
+                key_task: false,
+                title: text.title,
+                body: text.body,
+                notified_at: self.clock.now(),
+            },
+        )
+        .await?;
+        digests::finish(&mut tx, job.id, "DONE").await?;
+        tx.commit().await.map_err(storage)
+    }
+
+    /// Claims and handles one batch of due reminders; returns how many were claimed.
+    pub async fn tick_reminders(&self) -> Result<usize, Error> {
         let claimed = jobs::claim(
             &self.pool,
             self.clock.now(),
@@ -170,6 +382,7 @@ impl Scheduler {
                     recipient: recipient.clone(),
                     task_id: Some(d.task_id),
                     directive_number: d.directive_number.clone(),
+                    directive: d.directive.clone(),
                     lead_agency: d.lead_agencies.first().cloned().unwrap_or_default(),
                     due_date: d.due_date,
                     key_task: d.key_task,

@@ -123,6 +123,24 @@ pub fn classify(
     }
 }
 
+/// The last due date that is still "nearly overdue" on `today`: due dates
+/// from `today` to this one are within the window. Working days are counted
+/// after `today` up to the due date, as in [`classify`], so the window ends
+/// the day before the (N+1)-th working day after `today`.
+pub fn nearly_overdue_until(today: NaiveDate, policy: &DeadlinePolicy) -> NaiveDate {
+    let mut day = today;
+    for _ in 0..=policy.nearly_overdue_working_days {
+        day = policy.calendar.next_working_day(day);
+    }
+    day.pred_opt().unwrap_or(day)
+}
+
+/// Due dates before this one are overdue by more than the long-overdue
+/// threshold on `today`.
+pub fn long_overdue_before(today: NaiveDate, policy: &DeadlinePolicy) -> NaiveDate {
+    today - chrono::Duration::days(policy.long_overdue_days)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +191,29 @@ mod tests {
             classify(Stage::Withdrawn, due, None, d(2024, 10, 1), &p).state,
             DeadlineState::Withdrawn
         );
+    }
+
+    #[test]
+    fn the_window_bounds_agree_with_the_flags() {
+        let p = DeadlinePolicy {
+            calendar: WorkingCalendar::new([d(2024, 9, 2), d(2024, 9, 3)]),
+            ..Default::default()
+        };
+        for offset in 0..60 {
+            let today = d(2024, 8, 20) + chrono::Duration::days(offset);
+            let until = nearly_overdue_until(today, &p);
+            let before = long_overdue_before(today, &p);
+            for due_offset in -40..20 {
+                let due = today + chrono::Duration::days(due_offset);
+                let c = classify(Stage::InProgress, Some(due), None, today, &p);
+                assert_eq!(
+                    c.nearly_overdue,
+                    due >= today && due <= until,
+                    "{today} {due}"
+                );
+                assert_eq!(c.long_overdue, due < before, "{today} {due}");
+            }
+        }
     }
 
     #[test]

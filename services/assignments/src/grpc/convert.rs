@@ -7,7 +7,13 @@ use dondoc_server::convert::{
 };
 
 use crate::domain::deadline::{DeadlinePolicy, DeadlineState, classify};
+use crate::domain::extension::ExtensionState;
+use crate::domain::indicator::{PeriodKind, percent_of_plan, year_on_year_change};
 use crate::domain::stage::Stage;
+use crate::domain::statistics::Counts;
+use crate::storage::extensions::ExtensionRecord;
+use crate::storage::indicators::IndicatorRecord;
+use crate::storage::progress::ProgressRecord;
 use crate::storage::tasks::TaskRecord;
 
 pub fn stage_to_pb(stage: Stage) -> pb::TaskStage {
@@ -21,7 +27,7 @@ pub fn stage_to_pb(stage: Stage) -> pb::TaskStage {
     }
 }
 
-fn deadline_state_to_pb(state: DeadlineState) -> pb::DeadlineState {
+pub fn deadline_state_to_pb(state: DeadlineState) -> pb::DeadlineState {
     match state {
         DeadlineState::CompletedOnTime => pb::DeadlineState::CompletedOnTime,
         DeadlineState::CompletedLate => pb::DeadlineState::CompletedLate,
@@ -111,6 +117,94 @@ pub fn task_to_pb(record: &TaskRecord, today: NaiveDate, policy: &DeadlinePolicy
             record.created_agency.as_deref(),
             record.created_at,
         )),
+        update_stamp: Some(stamp(
+            &record.updated_by,
+            record.updated_agency.as_deref(),
+            record.updated_at,
+        )),
+    }
+}
+
+/// A stored progress report as the API shows it.
+pub fn progress_to_pb(record: &ProgressRecord) -> pb::ProgressReport {
+    pb::ProgressReport {
+        name: format!("tasks/{}/progressReports/{}", record.task_id, record.id),
+        agency: format!("agencies/{}", record.agency),
+        text: record.text.clone(),
+        percent_complete: record.percent_complete,
+        evidence: record.evidence.clone(),
+        stamp: Some(stamp(&record.actor, Some(&record.agency), record.at)),
+    }
+}
+
+/// A stored extension request as the API shows it.
+pub fn extension_to_pb(record: &ExtensionRecord) -> pb::ExtensionRequest {
+    let state = match ExtensionState::parse(&record.state) {
+        Some(ExtensionState::Pending) => pb::ExtensionState::Pending,
+        Some(ExtensionState::Approved) => pb::ExtensionState::Approved,
+        Some(ExtensionState::Rejected) => pb::ExtensionState::Rejected,
+        None => pb::ExtensionState::Unspecified,
+    };
+    pb::ExtensionRequest {
+        name: format!("tasks/{}/extensionRequests/{}", record.task_id, record.id),
+        requested_due_date: Some(date_to_pb(record.requested_due_date)),
+        previous_due_date: opt_date_to_pb(record.previous_due_date),
+        reason: record.reason.clone(),
+        state: state as i32,
+        decision_note: record.decision_note.clone(),
+        request_stamp: Some(stamp(
+            &record.requested_by,
+            record.requested_agency.as_deref(),
+            record.requested_at,
+        )),
+        decision_stamp: match (&record.decided_by, record.decided_at) {
+            (Some(by), Some(at)) => Some(stamp(by, record.decided_agency.as_deref(), at)),
+            _ => None,
+        },
+    }
+}
+
+/// Counts as the API shows them.
+pub fn counts_to_pb(counts: &Counts) -> pb::TaskCounts {
+    let n = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
+    pb::TaskCounts {
+        total: n(counts.total),
+        completed_on_time: n(counts.completed_on_time),
+        completed_late: n(counts.completed_late),
+        in_progress_on_time: n(counts.in_progress_on_time),
+        in_progress_overdue: n(counts.in_progress_overdue),
+        no_deadline: n(counts.no_deadline),
+        nearly_overdue: n(counts.nearly_overdue),
+        overdue_over_30_days: n(counts.overdue_over_30_days),
+        completed: n(counts.completed),
+        in_progress: n(counts.in_progress()),
+        completion_rate: counts.completion_rate(),
+        on_time_rate: counts.on_time_rate(),
+    }
+}
+
+/// A stored indicator with its computed percentages.
+pub fn indicator_to_pb(record: &IndicatorRecord) -> pb::Indicator {
+    let kind = match PeriodKind::parse(&record.period_kind) {
+        Some(PeriodKind::Month) => pb::PeriodKind::Month,
+        Some(PeriodKind::Quarter) => pb::PeriodKind::Quarter,
+        Some(PeriodKind::Year) => pb::PeriodKind::Year,
+        None => pb::PeriodKind::Unspecified,
+    };
+    pb::Indicator {
+        name: format!("indicators/{}", record.id),
+        agency: format!("agencies/{}", record.agency),
+        code: record.code.clone(),
+        display_name: record.display_name.clone(),
+        unit: record.unit.clone(),
+        period_kind: kind as i32,
+        year: record.year,
+        period: record.period,
+        target: record.target,
+        actual: record.actual,
+        previous_year_actual: record.previous_year_actual,
+        percent_of_plan: percent_of_plan(record.actual, record.target),
+        year_on_year_change: year_on_year_change(record.actual, record.previous_year_actual),
         update_stamp: Some(stamp(
             &record.updated_by,
             record.updated_agency.as_deref(),

@@ -16,13 +16,17 @@ use dondoc_server::listing::{Op, PageSize, decode_page_token, encode_page_token,
 use dondoc_server::mutation::Mutation;
 use tonic::{Request, Response, Status};
 
-use super::convert::{etag, priority_from_pb, stage_to_pb, task_to_pb};
+use super::convert::{
+    etag, extension_to_pb, priority_from_pb, progress_to_pb, stage_to_pb, task_to_pb,
+};
 use crate::State;
 use crate::domain::access;
 use crate::domain::deadline::DeadlineState;
+use crate::domain::extension::{self, ExtensionState, TaskDeadline};
 use crate::domain::stage::{Stage, Transition, next};
 use crate::publish;
 use crate::storage::tasks::{self, NewTask, TaskQuery, TaskRecord, sort_due};
+use crate::storage::{extensions, progress};
 
 pub struct Tasks(pub Arc<State>);
 
@@ -76,7 +80,74 @@ enum Decider {
     Office,
 }
 
+/// The task and request ids of "tasks/{id}/extensionRequests/{request}".
+fn extension_name(name: &str) -> Result<(i64, i64), Error> {
+    name.strip_prefix("tasks/")
+        .and_then(|rest| rest.split_once("/extensionRequests/"))
+        .and_then(|(task, request)| Some((task.parse::<i64>().ok()?, request.parse::<i64>().ok()?)))
+        .filter(|(task, request)| *task > 0 && *request > 0)
+        .ok_or_else(|| {
+            Error::invalid(
+                "name",
+                format!(
+                    "{name:?} is not a name of the form tasks/{{id}}/extensionRequests/{{request}}"
+                ),
+            )
+        })
+}
+
+/// The task, locked in the mutation's transaction.
+async fn locked(mutation: &mut Mutation, id: i64, name: &str) -> Result<TaskRecord, Error> {
+    tasks::get(mutation.conn(), id, true)
+        .await?
+        .ok_or_else(|| not_found(name))
+}
+
+/// ABORTED when an etag is given and does not match.
+fn check_etag(record: &TaskRecord, given: &str, name: &str) -> Result<(), Error> {
+    if !given.is_empty() && given != etag(record.version) {
+        return Err(Error::Aborted {
+            resource: "task",
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
 impl Tasks {
+    async fn begin(
+        &self,
+        principal: &Principal,
+        rpc: &str,
+        request_id: &str,
+    ) -> Result<Mutation, Error> {
+        Mutation::begin(&self.0.pool, &method(rpc), &principal.subject, request_id).await
+    }
+
+    /// A connection and the task named by `parent`, when the caller may read it.
+    async fn readable(
+        &self,
+        principal: &Principal,
+        parent: &str,
+    ) -> Result<(sqlx::pool::PoolConnection<sqlx::Postgres>, TaskRecord), Error> {
+        let id = resource_id(parent, "tasks", "parent").map_err(invalid)?;
+        let mut conn = self
+            .0
+            .pool
+            .acquire()
+            .await
+            .map_err(dondoc_database::storage_error)?;
+        let record = tasks::get(&mut conn, id, false)
+            .await?
+            .ok_or_else(|| not_found(parent))?;
+        access::may_read(
+            principal,
+            &record.lead_agencies,
+            &record.coordinating_agencies,
+        )?;
+        Ok((conn, record))
+    }
+
     fn view(&self, record: &TaskRecord) -> Task {
         task_to_pb(record, self.0.clock.today(), &self.0.policy)
     }
@@ -119,13 +190,7 @@ impl Tasks {
             Decider::Lead => access::must_lead(&principal, &record.lead_agencies)?,
             Decider::Office => access::must_be_office(&principal)?,
         }
-        if !etag_given.is_empty() && etag_given != etag(record.version) {
-            return Err(Error::Aborted {
-                resource: "task",
-                name: name.to_string(),
-            }
-            .into());
-        }
+        check_etag(&record, etag_given, name)?;
         let from = record.stage()?;
         let to = next(from, transition)?;
         let actor = actor_of(&principal, &state.clock);
@@ -257,6 +322,9 @@ impl TaskService for Tasks {
         .ok_or_else(|| Error::internal("a direct task conflicted on its directive item"))?;
         let task = self.view(&record);
         publish::task_event(mutation.conn(), &actor, TaskEventKind::Assigned, &task, "").await?;
+        // A recurring duty gets its current period's occurrence at once.
+        crate::recurring::generate_for(mutation.conn(), &record, today, &actor, &state.policy)
+            .await?;
         let response = CreateTaskResponse { task: Some(task) };
         mutation.commit(&response).await?;
         state.wake.wake();
@@ -411,9 +479,99 @@ impl TaskService for Tasks {
 
     async fn update_task(
         &self,
-        _: Request<UpdateTaskRequest>,
+        request: Request<UpdateTaskRequest>,
     ) -> Result<Response<UpdateTaskResponse>, Status> {
-        Err(Error::Unimplemented("UpdateTask").into())
+        let principal = principal(&request)?;
+        access::must_be_office(&principal)?;
+        let request = request.into_inner();
+        let task = request
+            .task
+            .ok_or_else(|| Error::invalid("task", "must be set"))?;
+        let id = resource_id(&task.name, "tasks", "task.name").map_err(invalid)?;
+        let mut v = Violations::new();
+        let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
+        if paths.is_empty() {
+            v.add(
+                "update_mask",
+                "name the fields to change: title, description, priority, key_task",
+            );
+        }
+        let (mut title, mut description, mut priority, mut key_task) = (None, None, None, None);
+        for path in &paths {
+            match path.as_str() {
+                "title" => {
+                    let t = task.title.trim().to_string();
+                    if t.is_empty() || t.chars().count() > 500 {
+                        v.add("task.title", "1 to 500 characters");
+                    }
+                    title = Some(t);
+                }
+                "description" => {
+                    if task.description.chars().count() > 20_000 {
+                        v.add("task.description", "at most 20000 characters");
+                    }
+                    description = Some(task.description.clone());
+                }
+                "priority" => {
+                    if Priority::try_from(task.priority).is_err() {
+                        v.add("task.priority", format!("{} is not a priority", task.priority));
+                    }
+                    priority = Some(priority_from_pb(task.priority));
+                }
+                "key_task" => key_task = Some(task.key_task),
+                other => v.add(
+                    "update_mask",
+                    format!("{other:?} cannot be updated; updatable fields are title, description, priority, key_task"),
+                ),
+            }
+        }
+        v.finish()?;
+        let state = &self.0;
+        let mut mutation = self
+            .begin(&principal, "UpdateTask", &request.request_id)
+            .await?;
+        if let Some(previous) = mutation.previous::<UpdateTaskResponse>()? {
+            return Ok(Response::new(previous));
+        }
+        let record = locked(&mut mutation, id, &task.name).await?;
+        check_etag(&record, &task.etag, &task.name)?;
+        let stage = record.stage()?;
+        let actor = actor_of(&principal, &state.clock);
+        let updated = tasks::update_fields(
+            mutation.conn(),
+            id,
+            title.as_deref(),
+            description.as_deref(),
+            priority,
+            key_task,
+            &actor,
+        )
+        .await?;
+        let changed = paths.join(", ");
+        tasks::record_history(
+            mutation.conn(),
+            id,
+            "UPDATED",
+            Some(stage),
+            stage,
+            None,
+            &changed,
+            &actor,
+        )
+        .await?;
+        let view = self.view(&updated);
+        publish::task_event(
+            mutation.conn(),
+            &actor,
+            TaskEventKind::Updated,
+            &view,
+            &changed,
+        )
+        .await?;
+        let response = UpdateTaskResponse { task: Some(view) };
+        mutation.commit(&response).await?;
+        state.wake.wake();
+        Ok(Response::new(response))
     }
 
     async fn start_task(
@@ -518,9 +676,66 @@ impl TaskService for Tasks {
 
     async fn reassign_task(
         &self,
-        _: Request<ReassignTaskRequest>,
+        request: Request<ReassignTaskRequest>,
     ) -> Result<Response<ReassignTaskResponse>, Status> {
-        Err(Error::Unimplemented("ReassignTask").into())
+        let principal = principal(&request)?;
+        access::must_be_office(&principal)?;
+        let r = request.into_inner();
+        let id = resource_id(&r.name, "tasks", "name").map_err(invalid)?;
+        let mut v = Violations::new();
+        if r.lead_agencies.is_empty() {
+            v.add("lead_agencies", "at least one lead agency is required");
+        }
+        let lead = agency_names(&r.lead_agencies, "lead_agencies", &mut v);
+        let coordinating = agency_names(&r.coordinating_agencies, "coordinating_agencies", &mut v);
+        if let Some(code) = coordinating.iter().find(|c| lead.contains(c)) {
+            v.add(
+                "coordinating_agencies",
+                format!("agencies/{code} is already a lead agency"),
+            );
+        }
+        if r.reason.chars().count() > 4000 {
+            v.add("reason", "at most 4000 characters");
+        }
+        v.finish()?;
+        let state = &self.0;
+        let mut mutation = self
+            .begin(&principal, "ReassignTask", &r.request_id)
+            .await?;
+        if let Some(previous) = mutation.previous::<ReassignTaskResponse>()? {
+            return Ok(Response::new(previous));
+        }
+        let record = locked(&mut mutation, id, &r.name).await?;
+        check_etag(&record, &r.etag, &r.name)?;
+        let from = record.stage()?;
+        let to = next(from, Transition::Reassign)?;
+        let actor = actor_of(&principal, &state.clock);
+        let updated =
+            tasks::set_agencies(mutation.conn(), id, &lead, &coordinating, to, &actor).await?;
+        tasks::record_history(
+            mutation.conn(),
+            id,
+            Transition::Reassign.action(),
+            Some(from),
+            to,
+            updated.due_date,
+            &r.reason,
+            &actor,
+        )
+        .await?;
+        let view = self.view(&updated);
+        publish::task_event(
+            mutation.conn(),
+            &actor,
+            TaskEventKind::Reassigned,
+            &view,
+            &r.reason,
+        )
+        .await?;
+        let response = ReassignTaskResponse { task: Some(view) };
+        mutation.commit(&response).await?;
+        state.wake.wake();
+        Ok(Response::new(response))
     }
 
     async fn withdraw_task(
@@ -545,37 +760,355 @@ impl TaskService for Tasks {
 
     async fn report_progress(
         &self,
-        _: Request<ReportProgressRequest>,
+        request: Request<ReportProgressRequest>,
     ) -> Result<Response<ReportProgressResponse>, Status> {
-        Err(Error::Unimplemented("ReportProgress").into())
+        let principal = principal(&request)?;
+        let r = request.into_inner();
+        let id = resource_id(&r.parent, "tasks", "parent").map_err(invalid)?;
+        let report = r
+            .report
+            .ok_or_else(|| Error::invalid("report", "must be set"))?;
+        let mut v = Violations::new();
+        let text = report.text.trim().to_string();
+        if text.is_empty() || text.chars().count() > 4000 {
+            v.add("report.text", "1 to 4000 characters");
+        }
+        if !(0..=100).contains(&report.percent_complete) {
+            v.add("report.percent_complete", "0 to 100");
+        }
+        if report.evidence.len() > 20 {
+            v.add("report.evidence", "at most 20 documents");
+        }
+        for (i, e) in report.evidence.iter().enumerate() {
+            if e.trim().is_empty() || e.chars().count() > 1000 {
+                v.add(format!("report.evidence[{i}]"), "1 to 1000 characters");
+            }
+        }
+        v.finish()?;
+        let state = &self.0;
+        let mut mutation = self
+            .begin(&principal, "ReportProgress", &r.request_id)
+            .await?;
+        if let Some(previous) = mutation.previous::<ReportProgressResponse>()? {
+            return Ok(Response::new(previous));
+        }
+        let record = locked(&mut mutation, id, &r.parent).await?;
+        access::may_read(
+            &principal,
+            &record.lead_agencies,
+            &record.coordinating_agencies,
+        )?;
+        access::must_take_part(
+            &principal,
+            &record.lead_agencies,
+            &record.coordinating_agencies,
+        )?;
+        let stage = record.stage()?;
+        if !matches!(stage, Stage::Assigned | Stage::InProgress) {
+            return Err(Error::precondition(
+                "TASK_NOT_IN_PROGRESS",
+                format!(
+                    "progress is reported on assigned or in-progress tasks; this one is {}",
+                    stage.as_str().to_lowercase().replace('_', " ")
+                ),
+            )
+            .into());
+        }
+        let agency = principal.agency.clone().unwrap_or_default();
+        let actor = actor_of(&principal, &state.clock);
+        let saved = progress::insert(
+            mutation.conn(),
+            id,
+            &agency,
+            &text,
+            report.percent_complete,
+            &report.evidence,
+            &actor,
+        )
+        .await?;
+        let updated =
+            tasks::set_percent(mutation.conn(), id, report.percent_complete, &actor).await?;
+        tasks::record_history(
+            mutation.conn(),
+            id,
+            "PROGRESS_REPORTED",
+            Some(stage),
+            stage,
+            None,
+            &format!("{}%: {text}", report.percent_complete),
+            &actor,
+        )
+        .await?;
+        let view = self.view(&updated);
+        publish::task_event(
+            mutation.conn(),
+            &actor,
+            TaskEventKind::ProgressReported,
+            &view,
+            &text,
+        )
+        .await?;
+        let response = ReportProgressResponse {
+            report: Some(progress_to_pb(&saved)),
+        };
+        mutation.commit(&response).await?;
+        state.wake.wake();
+        Ok(Response::new(response))
     }
 
     async fn list_progress_reports(
         &self,
-        _: Request<ListProgressReportsRequest>,
+        request: Request<ListProgressReportsRequest>,
     ) -> Result<Response<ListProgressReportsResponse>, Status> {
-        Err(Error::Unimplemented("ListProgressReports").into())
+        let principal = principal(&request)?;
+        let r = request.into_inner();
+        let limit = PageSize {
+            default: 20,
+            max: 100,
+        }
+        .resolve(r.page_size)?;
+        let (mut conn, _) = self.readable(&principal, &r.parent).await?;
+        let id = resource_id(&r.parent, "tasks", "parent").map_err(invalid)?;
+        let before: Option<i64> = decode_page_token(&r.parent, &r.page_token)?;
+        let records = progress::list(&mut conn, id, before, limit + 1).await?;
+        let more = records.len() as i64 > limit;
+        let page: Vec<_> = records.into_iter().take(limit as usize).collect();
+        let next_page_token = match (more, page.last()) {
+            (true, Some(last)) => encode_page_token(&r.parent, &last.id),
+            _ => String::new(),
+        };
+        Ok(Response::new(ListProgressReportsResponse {
+            reports: page.iter().map(progress_to_pb).collect(),
+            next_page_token,
+        }))
     }
 
     async fn request_extension(
         &self,
-        _: Request<RequestExtensionRequest>,
+        request: Request<RequestExtensionRequest>,
     ) -> Result<Response<RequestExtensionResponse>, Status> {
-        Err(Error::Unimplemented("RequestExtension").into())
+        let principal = principal(&request)?;
+        let r = request.into_inner();
+        let id = resource_id(&r.parent, "tasks", "parent").map_err(invalid)?;
+        let extension = r
+            .extension
+            .ok_or_else(|| Error::invalid("extension", "must be set"))?;
+        let mut v = Violations::new();
+        let requested = match date_from_pb(
+            extension.requested_due_date.as_ref(),
+            "extension.requested_due_date",
+        ) {
+            Ok(Some(date)) => Some(date),
+            Ok(None) => {
+                v.add("extension.requested_due_date", "must be set");
+                None
+            }
+            Err(e) => {
+                v.add(e.field, e.description);
+                None
+            }
+        };
+        let reason = extension.reason.trim().to_string();
+        if reason.is_empty() || reason.chars().count() > 4000 {
+            v.add(
+                "extension.reason",
+                "a reason of 1 to 4000 characters is required",
+            );
+        }
+        v.finish()?;
+        let requested = requested.ok_or_else(|| Error::internal("checked above"))?;
+        let state = &self.0;
+        let mut mutation = self
+            .begin(&principal, "RequestExtension", &r.request_id)
+            .await?;
+        if let Some(previous) = mutation.previous::<RequestExtensionResponse>()? {
+            return Ok(Response::new(previous));
+        }
+        let record = locked(&mut mutation, id, &r.parent).await?;
+        access::may_read(
+            &principal,
+            &record.lead_agencies,
+            &record.coordinating_agencies,
+        )?;
+        access::must_lead(&principal, &record.lead_agencies)?;
+        extension::check_requested_date(
+            record.due_date,
+            requested,
+            "extension.requested_due_date",
+        )?;
+        let stage = record.stage()?;
+        let pending = extensions::has_pending(mutation.conn(), id).await?;
+        extension::check_request(TaskDeadline {
+            stage,
+            due: record.due_date,
+            extension_count: record.extension_count,
+            pending,
+        })?;
+        let actor = actor_of(&principal, &state.clock);
+        let saved = extensions::insert(
+            mutation.conn(),
+            id,
+            requested,
+            record.due_date,
+            &reason,
+            &actor,
+        )
+        .await?;
+        tasks::record_history(
+            mutation.conn(),
+            id,
+            "EXTENSION_REQUESTED",
+            Some(stage),
+            stage,
+            Some(requested),
+            &reason,
+            &actor,
+        )
+        .await?;
+        let ext = extension_to_pb(&saved);
+        publish::extension_event(
+            mutation.conn(),
+            &actor,
+            TaskEventKind::ExtensionRequested,
+            &self.view(&record),
+            &reason,
+            Some(ext.clone()),
+        )
+        .await?;
+        let response = RequestExtensionResponse {
+            extension: Some(ext),
+        };
+        mutation.commit(&response).await?;
+        state.wake.wake();
+        Ok(Response::new(response))
     }
 
     async fn decide_extension(
         &self,
-        _: Request<DecideExtensionRequest>,
+        request: Request<DecideExtensionRequest>,
     ) -> Result<Response<DecideExtensionResponse>, Status> {
-        Err(Error::Unimplemented("DecideExtension").into())
+        let principal = principal(&request)?;
+        access::must_be_office(&principal)?;
+        let r = request.into_inner();
+        let (id, request_number) = extension_name(&r.name)?;
+        let note = r.note.trim().to_string();
+        if !r.approve && note.is_empty() {
+            return Err(Error::invalid("note", "a rejection needs a note to the agency").into());
+        }
+        if note.chars().count() > 4000 {
+            return Err(Error::invalid("note", "at most 4000 characters").into());
+        }
+        let state = &self.0;
+        let mut mutation = self
+            .begin(&principal, "DecideExtension", &r.request_id)
+            .await?;
+        if let Some(previous) = mutation.previous::<DecideExtensionResponse>()? {
+            return Ok(Response::new(previous));
+        }
+        let task_name = format!("tasks/{id}");
+        let record = locked(&mut mutation, id, &task_name).await?;
+        let asked = extensions::get(mutation.conn(), id, request_number)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                resource: "extension request",
+                name: r.name.clone(),
+            })?;
+        let stage = record.stage()?;
+        extension::check_decision(
+            asked.state()?,
+            r.approve,
+            TaskDeadline {
+                stage,
+                due: record.due_date,
+                extension_count: record.extension_count,
+                pending: true,
+            },
+            asked.requested_due_date,
+        )?;
+        let actor = actor_of(&principal, &state.clock);
+        let decided = extensions::decide(
+            mutation.conn(),
+            asked.id,
+            if r.approve {
+                ExtensionState::Approved
+            } else {
+                ExtensionState::Rejected
+            },
+            &note,
+            &actor,
+        )
+        .await?;
+        let updated = if r.approve {
+            let updated = tasks::set_due_date(
+                mutation.conn(),
+                id,
+                Some(asked.requested_due_date),
+                true,
+                &actor,
+            )
+            .await?;
+            let why = if note.is_empty() {
+                asked.reason.clone()
+            } else {
+                note.clone()
+            };
+            tasks::record_history(
+                mutation.conn(),
+                id,
+                "DEADLINE_EXTENDED",
+                Some(stage),
+                stage,
+                updated.due_date,
+                &why,
+                &actor,
+            )
+            .await?;
+            updated
+        } else {
+            tasks::record_history(
+                mutation.conn(),
+                id,
+                "EXTENSION_REJECTED",
+                Some(stage),
+                stage,
+                record.due_date,
+                &note,
+                &actor,
+            )
+            .await?;
+            record
+        };
+        let view = self.view(&updated);
+        let ext = extension_to_pb(&decided);
+        publish::extension_event(
+            mutation.conn(),
+            &actor,
+            TaskEventKind::ExtensionDecided,
+            &view,
+            &note,
+            Some(ext.clone()),
+        )
+        .await?;
+        let response = DecideExtensionResponse {
+            extension: Some(ext),
+            task: Some(view),
+        };
+        mutation.commit(&response).await?;
+        state.wake.wake();
+        Ok(Response::new(response))
     }
 
     async fn list_extension_requests(
         &self,
-        _: Request<ListExtensionRequestsRequest>,
+        request: Request<ListExtensionRequestsRequest>,
     ) -> Result<Response<ListExtensionRequestsResponse>, Status> {
-        Err(Error::Unimplemented("ListExtensionRequests").into())
+        let principal = principal(&request)?;
+        let parent = &request.get_ref().parent;
+        let (mut conn, record) = self.readable(&principal, parent).await?;
+        let records = extensions::list(&mut conn, record.id).await?;
+        Ok(Response::new(ListExtensionRequestsResponse {
+            extensions: records.iter().map(extension_to_pb).collect(),
+        }))
     }
 
     async fn list_task_history(
@@ -583,42 +1116,21 @@ impl TaskService for Tasks {
         request: Request<ListTaskHistoryRequest>,
     ) -> Result<Response<ListTaskHistoryResponse>, Status> {
         let principal = principal(&request)?;
-        let name = &request.get_ref().parent;
-        let id = resource_id(name, "tasks", "parent").map_err(invalid)?;
-        let mut conn = self
-            .0
-            .pool
-            .acquire()
-            .await
-            .map_err(dondoc_database::storage_error)?;
-        let record = tasks::get(&mut conn, id, false)
-            .await?
-            .ok_or_else(|| not_found(name))?;
-        access::may_read(
-            &principal,
-            &record.lead_agencies,
-            &record.coordinating_agencies,
-        )?;
-        let rows: Vec<(String, Option<String>, String, Option<chrono::NaiveDate>, String, String, Option<String>, chrono::DateTime<chrono::Utc>)> =
-            sqlx::query_as("SELECT action, from_stage, to_stage, due_date, reason, actor, agency, at FROM task_history WHERE task_id = $1 ORDER BY id")
-                .bind(id)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(dondoc_database::storage_error)?;
+        let parent = &request.get_ref().parent;
+        let (mut conn, record) = self.readable(&principal, parent).await?;
+        let rows = tasks::history(&mut conn, record.id).await?;
         let stage = |s: &str| Stage::parse(s).map(|s| stage_to_pb(s) as i32).unwrap_or(0);
         Ok(Response::new(ListTaskHistoryResponse {
             entries: rows
                 .into_iter()
-                .map(
-                    |(action, from, to, due, reason, actor, agency, at)| TaskHistoryEntry {
-                        action,
-                        from_stage: from.as_deref().map(stage).unwrap_or(0),
-                        to_stage: stage(&to),
-                        due_date: due.map(date_to_pb),
-                        reason,
-                        stamp: Some(stamp(&actor, agency.as_deref(), at)),
-                    },
-                )
+                .map(|h| TaskHistoryEntry {
+                    action: h.action,
+                    from_stage: h.from_stage.as_deref().map(stage).unwrap_or(0),
+                    to_stage: stage(&h.to_stage),
+                    due_date: h.due_date.map(date_to_pb),
+                    reason: h.reason,
+                    stamp: Some(stamp(&h.actor, h.agency.as_deref(), h.at)),
+                })
                 .collect(),
         }))
     }

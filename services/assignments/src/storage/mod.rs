@@ -1,5 +1,9 @@
 //! SQL for the assignments schema.
 
+pub mod extensions;
+pub mod indicators;
+pub mod progress;
+pub mod statistics;
 pub mod tasks;
 
 /// The service's own migrations (versions from 100).

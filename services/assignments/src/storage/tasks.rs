@@ -6,7 +6,10 @@ use dondoc_errors::Error;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use super::Actor;
-use crate::domain::deadline::DeadlineState;
+use crate::domain::deadline::{
+    DeadlinePolicy, DeadlineState, long_overdue_before, nearly_overdue_until,
+};
+use crate::domain::recurring::Occurrence;
 use crate::domain::stage::Stage;
 
 /// A task as stored.
@@ -284,39 +287,61 @@ pub struct TaskQuery {
     pub visible_to_agency: Option<String>,
 }
 
-/// The SQL condition selecting tasks in `state` on `$today` — the same rule as
-/// `domain::deadline::classify`, which the storage tests check row by row.
+/// The SQL predicate (over the `tasks` columns) selecting tasks in `state`
+/// on `today` — the same rule as `domain::deadline::classify`, which the
+/// storage tests check combination by combination. The date is written as
+/// a literal from a parsed date, never from caller text.
+pub fn deadline_predicate(state: DeadlineState, today: NaiveDate) -> String {
+    let today = date_literal(today);
+    match state {
+        DeadlineState::Withdrawn => "stage = 'WITHDRAWN'".into(),
+        DeadlineState::NoDeadline => "stage <> 'WITHDRAWN' AND due_date IS NULL".into(),
+        DeadlineState::CompletedOnTime => format!(
+            "stage = 'COMPLETED' AND due_date IS NOT NULL AND COALESCE(completion_date, {today}) <= due_date"
+        ),
+        DeadlineState::CompletedLate => format!(
+            "stage = 'COMPLETED' AND due_date IS NOT NULL AND COALESCE(completion_date, {today}) > due_date"
+        ),
+        DeadlineState::InProgressOnTime => {
+            format!("stage NOT IN ('COMPLETED', 'WITHDRAWN') AND due_date >= {today}")
+        }
+        DeadlineState::InProgressOverdue => {
+            format!("stage NOT IN ('COMPLETED', 'WITHDRAWN') AND due_date < {today}")
+        }
+    }
+}
+
+/// The SQL predicate of the "nearly overdue" flag on `today`.
+pub fn nearly_overdue_predicate(today: NaiveDate, policy: &DeadlinePolicy) -> String {
+    format!(
+        "stage NOT IN ('COMPLETED', 'WITHDRAWN') AND due_date >= {} AND due_date <= {}",
+        date_literal(today),
+        date_literal(nearly_overdue_until(today, policy))
+    )
+}
+
+/// The SQL predicate of the "overdue by more than 30 days" flag on `today`.
+pub fn long_overdue_predicate(today: NaiveDate, policy: &DeadlinePolicy) -> String {
+    format!(
+        "stage NOT IN ('COMPLETED', 'WITHDRAWN') AND due_date < {}",
+        date_literal(long_overdue_before(today, policy))
+    )
+}
+
+/// A date as an SQL literal.
+pub fn date_literal(date: NaiveDate) -> String {
+    format!("DATE '{}'", date.format("%Y-%m-%d"))
+}
+
+/// Adds ` AND (predicate of state)` to a query.
 pub fn deadline_condition(
     sql: &mut QueryBuilder<Postgres>,
     state: DeadlineState,
     today: NaiveDate,
 ) {
-    match state {
-        DeadlineState::Withdrawn => {
-            sql.push(" AND stage = 'WITHDRAWN'");
-        }
-        DeadlineState::NoDeadline => {
-            sql.push(" AND stage <> 'WITHDRAWN' AND due_date IS NULL");
-        }
-        DeadlineState::CompletedOnTime => {
-            sql.push(
-                " AND stage = 'COMPLETED' AND due_date IS NOT NULL AND completion_date <= due_date",
-            );
-        }
-        DeadlineState::CompletedLate => {
-            sql.push(
-                " AND stage = 'COMPLETED' AND due_date IS NOT NULL AND completion_date > due_date",
-            );
-        }
-        DeadlineState::InProgressOnTime => {
-            sql.push(" AND stage NOT IN ('COMPLETED', 'WITHDRAWN') AND due_date >= ")
-                .push_bind(today);
-        }
-        DeadlineState::InProgressOverdue => {
-            sql.push(" AND stage NOT IN ('COMPLETED', 'WITHDRAWN') AND due_date < ")
-                .push_bind(today);
-        }
-    }
+    sql.push(" AND (")
+        .push(deadline_predicate(state, today))
+        .push(")");
 }
 
 /// One page ordered by (due date, id) with tasks without a due date last,
@@ -397,6 +422,259 @@ pub async fn open_tasks_of(
          AND (lead_agencies && $1 OR coordinating_agencies && $1) ORDER BY id FOR UPDATE"
     ))
     .bind(agencies)
+    .fetch_all(conn)
+    .await
+    .map_err(storage_error)
+}
+
+/// Changes descriptive fields; `None` leaves a field as it is.
+pub async fn update_fields(
+    conn: &mut PgConnection,
+    id: i64,
+    title: Option<&str>,
+    description: Option<&str>,
+    priority: Option<&str>,
+    key_task: Option<bool>,
+    actor: &Actor,
+) -> Result<TaskRecord, Error> {
+    sqlx::query_as::<_, TaskRecord>(&format!(
+        "UPDATE tasks SET title = COALESCE($2, title), description = COALESCE($3, description), \
+         priority = COALESCE($4, priority), key_task = COALESCE($5, key_task), version = version + 1, \
+         updated_by = $6, updated_agency = $7, updated_at = $8 WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(title)
+    .bind(description)
+    .bind(priority)
+    .bind(key_task)
+    .bind(&actor.subject)
+    .bind(&actor.agency)
+    .bind(actor.at)
+    .fetch_one(conn)
+    .await
+    .map_err(storage_error)
+}
+
+/// Moves the due date: a new deadline version; an approved extension also
+/// counts. The first due date ever given is kept as the original.
+pub async fn set_due_date(
+    conn: &mut PgConnection,
+    id: i64,
+    due: Option<NaiveDate>,
+    extension: bool,
+    actor: &Actor,
+) -> Result<TaskRecord, Error> {
+    sqlx::query_as::<_, TaskRecord>(&format!(
+        "UPDATE tasks SET due_date = $2, original_due_date = COALESCE(original_due_date, $2), \
+         deadline_version = deadline_version + 1, \
+         extension_count = extension_count + CASE WHEN $3 THEN 1 ELSE 0 END, version = version + 1, \
+         updated_by = $4, updated_agency = $5, updated_at = $6 WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(due)
+    .bind(extension)
+    .bind(&actor.subject)
+    .bind(&actor.agency)
+    .bind(actor.at)
+    .fetch_one(conn)
+    .await
+    .map_err(storage_error)
+}
+
+/// Records the latest percent complete.
+pub async fn set_percent(
+    conn: &mut PgConnection,
+    id: i64,
+    percent: i32,
+    actor: &Actor,
+) -> Result<TaskRecord, Error> {
+    sqlx::query_as::<_, TaskRecord>(&format!(
+        "UPDATE tasks SET percent_complete = $2, version = version + 1, \
+         updated_by = $3, updated_agency = $4, updated_at = $5 WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(percent)
+    .bind(&actor.subject)
+    .bind(&actor.agency)
+    .bind(actor.at)
+    .fetch_one(conn)
+    .await
+    .map_err(storage_error)
+}
+
+/// Rewrites what an amended directive item says (text, key flag, agencies).
+#[allow(clippy::too_many_arguments)]
+pub async fn amend(
+    conn: &mut PgConnection,
+    id: i64,
+    title: &str,
+    description: &str,
+    key_task: bool,
+    lead: &[String],
+    coordinating: &[String],
+    actor: &Actor,
+) -> Result<TaskRecord, Error> {
+    sqlx::query_as::<_, TaskRecord>(&format!(
+        "UPDATE tasks SET title = $2, description = $3, key_task = $4, lead_agencies = $5, \
+         coordinating_agencies = $6, version = version + 1, \
+         updated_by = $7, updated_agency = $8, updated_at = $9 WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(title)
+    .bind(description)
+    .bind(key_task)
+    .bind(lead)
+    .bind(coordinating)
+    .bind(&actor.subject)
+    .bind(&actor.agency)
+    .bind(actor.at)
+    .fetch_one(conn)
+    .await
+    .map_err(storage_error)
+}
+
+/// The task of a directive item, locked.
+pub async fn by_item(conn: &mut PgConnection, item_id: i64) -> Result<Option<TaskRecord>, Error> {
+    sqlx::query_as::<_, TaskRecord>(&format!(
+        "SELECT {COLUMNS} FROM tasks WHERE directive_item_id = $1 FOR UPDATE"
+    ))
+    .bind(item_id)
+    .fetch_optional(conn)
+    .await
+    .map_err(storage_error)
+}
+
+/// Open tasks of a directive (occurrences of its duties included), locked.
+pub async fn open_tasks_of_directive(
+    conn: &mut PgConnection,
+    directive_id: i64,
+) -> Result<Vec<TaskRecord>, Error> {
+    sqlx::query_as::<_, TaskRecord>(&format!(
+        "SELECT {COLUMNS} FROM tasks WHERE directive_id = $1 \
+         AND stage NOT IN ('COMPLETED', 'WITHDRAWN') ORDER BY id FOR UPDATE"
+    ))
+    .bind(directive_id)
+    .fetch_all(conn)
+    .await
+    .map_err(storage_error)
+}
+
+/// Open occurrences of a duty, locked.
+pub async fn open_occurrences(
+    conn: &mut PgConnection,
+    duty: i64,
+) -> Result<Vec<TaskRecord>, Error> {
+    sqlx::query_as::<_, TaskRecord>(&format!(
+        "SELECT {COLUMNS} FROM tasks WHERE recurrence_parent = $1 \
+         AND stage NOT IN ('COMPLETED', 'WITHDRAWN') ORDER BY id FOR UPDATE"
+    ))
+    .bind(duty)
+    .fetch_all(conn)
+    .await
+    .map_err(storage_error)
+}
+
+/// Open recurring duties (not occurrences).
+pub async fn open_duties(conn: &mut PgConnection) -> Result<Vec<TaskRecord>, Error> {
+    sqlx::query_as::<_, TaskRecord>(&format!(
+        "SELECT {COLUMNS} FROM tasks WHERE recurrence IS NOT NULL AND recurrence_parent IS NULL \
+         AND stage NOT IN ('COMPLETED', 'WITHDRAWN') ORDER BY id"
+    ))
+    .fetch_all(conn)
+    .await
+    .map_err(storage_error)
+}
+
+/// Inserts an occurrence of `duty` with its ASSIGNED history entry; `None`
+/// when it already exists.
+pub async fn insert_occurrence(
+    conn: &mut PgConnection,
+    duty: &TaskRecord,
+    occurrence: Occurrence,
+    actor: &Actor,
+) -> Result<Option<TaskRecord>, Error> {
+    let record = sqlx::query_as::<_, TaskRecord>(&format!(
+        "INSERT INTO tasks (title, description, directive_id, directive_number, reference, \
+         lead_agencies, coordinating_agencies, assigner, assign_date, due_date, original_due_date, \
+         recurrence_parent, priority, key_task, created_by, created_agency, created_at, \
+         updated_by, updated_agency, updated_at) \
+         SELECT title, description, directive_id, directive_number, reference, lead_agencies, \
+         coordinating_agencies, assigner, $2, $3, $3, id, priority, key_task, $4, $5, $6, $4, $5, $6 \
+         FROM tasks WHERE id = $1 \
+         ON CONFLICT (recurrence_parent, due_date) DO NOTHING RETURNING {COLUMNS}"
+    ))
+    .bind(duty.id)
+    .bind(occurrence.assign_date)
+    .bind(occurrence.due_date)
+    .bind(&actor.subject)
+    .bind(&actor.agency)
+    .bind(actor.at)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(storage_error)?;
+    if let Some(record) = &record {
+        record_history(
+            conn,
+            record.id,
+            "ASSIGNED",
+            None,
+            Stage::Assigned,
+            record.due_date,
+            &format!("kỳ của nhiệm vụ định kỳ tasks/{}", duty.id),
+            actor,
+        )
+        .await?;
+    }
+    Ok(record)
+}
+
+/// True when the task's history already has this action with this reason
+/// (to keep notes idempotent under redelivery).
+pub async fn has_history(
+    conn: &mut PgConnection,
+    task_id: i64,
+    action: &str,
+    reason: &str,
+) -> Result<bool, Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM task_history WHERE task_id = $1 AND action = $2 AND reason = $3)",
+    )
+    .bind(task_id)
+    .bind(action)
+    .bind(reason)
+    .fetch_one(conn)
+    .await
+    .map_err(storage_error)
+}
+
+/// One history entry as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HistoryRecord {
+    /// What happened.
+    pub action: String,
+    /// Stage before.
+    pub from_stage: Option<String>,
+    /// Stage after.
+    pub to_stage: String,
+    /// Due date after.
+    pub due_date: Option<NaiveDate>,
+    /// Why.
+    pub reason: String,
+    /// Who.
+    pub actor: String,
+    /// For which agency.
+    pub agency: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A task's history, oldest first.
+pub async fn history(conn: &mut PgConnection, task_id: i64) -> Result<Vec<HistoryRecord>, Error> {
+    sqlx::query_as::<_, HistoryRecord>(
+        "SELECT action, from_stage, to_stage, due_date, reason, actor, agency, at \
+         FROM task_history WHERE task_id = $1 ORDER BY id",
+    )
+    .bind(task_id)
     .fetch_all(conn)
     .await
     .map_err(storage_error)

@@ -183,6 +183,355 @@ pub struct Draft {
     pub meeting: Option<(Option<NaiveDate>, String)>,
     /// Items.
     pub items: Vec<DraftItem>,
+    /// Directives this one implements or amends.
+    pub links: Vec<Link>,
+    /// Changes to items of earlier directives, applied on issue.
+    pub amendments: Vec<Amendment>,
+}
+
+/// How one directive relates to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    /// Implements the target (a plan implementing a resolution).
+    Implements,
+    /// Amends the target's items.
+    Amends,
+}
+
+impl LinkKind {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Implements => "IMPLEMENTS",
+            LinkKind::Amends => "AMENDS",
+        }
+    }
+
+    /// Reads the stored form.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Implements, Self::Amends]
+            .into_iter()
+            .find(|k| k.as_str() == text)
+    }
+}
+
+/// A link to another directive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link {
+    /// Kind.
+    pub kind: LinkKind,
+    /// Target directive id.
+    pub target: i64,
+}
+
+/// New values for some fields of an item; `None` leaves a field as it is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ItemPatch {
+    /// Text.
+    pub text: Option<String>,
+    /// Lead agencies.
+    pub lead: Option<Vec<AgencyCode>>,
+    /// Coordinating agencies.
+    pub coordinating: Option<Vec<AgencyCode>>,
+    /// Due date (`Some(None)` clears it).
+    pub due: Option<Option<NaiveDate>>,
+    /// Recurrence (`Some(None)` clears it).
+    pub recurrence: Option<Option<Recurrence>>,
+    /// Deadline phrase.
+    pub deadline_text: Option<String>,
+    /// Key task.
+    pub key_task: Option<bool>,
+}
+
+/// The fields an amendment may change.
+pub const ITEM_CHANGE_FIELDS: [&str; 7] = [
+    "text",
+    "lead_agencies",
+    "coordinating_agencies",
+    "due_date",
+    "recurrence",
+    "deadline_text",
+    "key_task",
+];
+
+impl ItemPatch {
+    /// The fields it changes, in [`ITEM_CHANGE_FIELDS`] order.
+    pub fn mask(&self) -> Vec<&'static str> {
+        let set = [
+            self.text.is_some(),
+            self.lead.is_some(),
+            self.coordinating.is_some(),
+            self.due.is_some(),
+            self.recurrence.is_some(),
+            self.deadline_text.is_some(),
+            self.key_task.is_some(),
+        ];
+        ITEM_CHANGE_FIELDS
+            .iter()
+            .zip(set)
+            .filter_map(|(f, on)| on.then_some(*f))
+            .collect()
+    }
+
+    /// Builds a patch from a mask and the values of an item.
+    pub fn from_mask(mask: &[String], values: &DraftItem) -> Result<Self, Vec<FieldViolation>> {
+        let mut v = Violations::new();
+        let mut patch = ItemPatch::default();
+        if mask.is_empty() {
+            v.add(
+                "update_mask",
+                format!(
+                    "list the fields to change: {}",
+                    ITEM_CHANGE_FIELDS.join(", ")
+                ),
+            );
+        }
+        for path in mask {
+            match path.as_str() {
+                "text" => patch.text = Some(values.text.clone()),
+                "lead_agencies" => patch.lead = Some(values.lead.clone()),
+                "coordinating_agencies" => patch.coordinating = Some(values.coordinating.clone()),
+                "due_date" => patch.due = Some(values.due),
+                "recurrence" => patch.recurrence = Some(values.recurrence),
+                "deadline_text" => patch.deadline_text = Some(values.deadline_text.clone()),
+                "key_task" => patch.key_task = Some(values.key_task),
+                other => v.add(
+                    "update_mask",
+                    format!(
+                        "{other:?} is not a field an amendment changes: {}",
+                        ITEM_CHANGE_FIELDS.join(", ")
+                    ),
+                ),
+            }
+        }
+        if v.is_empty() {
+            Ok(patch)
+        } else {
+            Err(v.into_inner())
+        }
+    }
+
+    /// The item after the change, checked again by every item rule against
+    /// the target's issue date.
+    pub fn apply(
+        &self,
+        item: &DraftItem,
+        target_issue_date: Option<NaiveDate>,
+    ) -> Result<DraftItem, Vec<FieldViolation>> {
+        let names = |codes: &[AgencyCode]| codes.iter().map(AgencyCode::name).collect();
+        let fields = ItemFields {
+            reference: item.reference.clone(),
+            text: self.text.clone().unwrap_or_else(|| item.text.clone()),
+            lead: names(self.lead.as_deref().unwrap_or(&item.lead)),
+            coordinating: names(self.coordinating.as_deref().unwrap_or(&item.coordinating)),
+            due: self.due.unwrap_or(item.due),
+            recurrence: self.recurrence.unwrap_or(item.recurrence),
+            deadline_text: self
+                .deadline_text
+                .clone()
+                .unwrap_or_else(|| item.deadline_text.clone()),
+            key_task: self.key_task.unwrap_or(item.key_task),
+        };
+        parse_item(fields, target_issue_date, false)
+    }
+}
+
+/// What an amendment does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AmendmentChange {
+    /// A new item for the target directive.
+    Add(DraftItem),
+    /// New values for some fields of the target item.
+    Change(ItemPatch),
+    /// The target item no longer applies.
+    Cancel {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A checked change to an earlier directive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Amendment {
+    /// The target directive's id.
+    pub directive: i64,
+    /// The target item's id (change and cancel).
+    pub item: Option<i64>,
+    /// What changes.
+    pub change: AmendmentChange,
+}
+
+impl Amendment {
+    /// Stored form of the kind.
+    pub fn kind(&self) -> &'static str {
+        match self.change {
+            AmendmentChange::Add(_) => "ADD",
+            AmendmentChange::Change(_) => "CHANGE",
+            AmendmentChange::Cancel { .. } => "CANCEL",
+        }
+    }
+
+    /// A due date that falls before the target's issue date, described.
+    pub fn date_violation(&self, target_issue_date: Option<NaiveDate>) -> Option<(String, String)> {
+        let due = match &self.change {
+            AmendmentChange::Add(item) => item.due.map(|d| ("add_item.due_date", d)),
+            AmendmentChange::Change(patch) => patch
+                .due
+                .flatten()
+                .map(|d| ("change_item.item.due_date", d)),
+            AmendmentChange::Cancel { .. } => None,
+        };
+        match (due, target_issue_date) {
+            (Some((field, due)), Some(issued)) if due < issued => Some((
+                field.to_string(),
+                format!("{due} is before the target's issue date {issued}"),
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// The raw fields of an amendment.
+#[derive(Debug, Clone)]
+pub enum ChangeFields {
+    /// Add an item.
+    Add(ItemFields),
+    /// Change fields of an item under a mask.
+    Change {
+        /// Values.
+        item: ItemFields,
+        /// Which fields.
+        mask: Vec<String>,
+    },
+    /// Cancel an item.
+    Cancel {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The raw fields of an amendment: a target name and the change, if set.
+#[derive(Debug, Clone)]
+pub struct AmendmentFields {
+    /// "directives/{id}" or "directives/{id}/items/{item}".
+    pub target: String,
+    /// What changes.
+    pub change: Option<ChangeFields>,
+}
+
+fn parse_target(target: &str) -> Option<(i64, Option<i64>)> {
+    let rest = target.strip_prefix("directives/")?;
+    let positive = |s: &str| s.parse::<i64>().ok().filter(|n| *n > 0);
+    match rest.split_once("/items/") {
+        Some((d, i)) => Some((positive(d)?, Some(positive(i)?))),
+        None => Some((positive(rest)?, None)),
+    }
+}
+
+fn parse_amendment(fields: AmendmentFields) -> Result<Amendment, Vec<FieldViolation>> {
+    let mut v = Violations::new();
+    let target = parse_target(&fields.target);
+    if target.is_none() {
+        v.add(
+            "target",
+            format!(
+                "{:?} is not directives/{{id}} nor directives/{{id}}/items/{{item}}",
+                fields.target
+            ),
+        );
+    }
+    let change = match fields.change {
+        None => {
+            v.add("change", "set one of add_item, change_item, cancel_item");
+            None
+        }
+        Some(ChangeFields::Add(item)) => {
+            if matches!(target, Some((_, Some(_)))) {
+                v.add(
+                    "target",
+                    format!(
+                        "{:?}: an added item targets a directive, directives/{{id}}",
+                        fields.target
+                    ),
+                );
+            }
+            v.check("add_item", parse_item(item, None, false))
+                .map(AmendmentChange::Add)
+        }
+        Some(ChangeFields::Change { item, mask }) => {
+            if matches!(target, Some((_, None))) {
+                v.add(
+                    "target",
+                    format!(
+                        "{:?}: a change targets an item, directives/{{id}}/items/{{item}}",
+                        fields.target
+                    ),
+                );
+            }
+            let mut nested = Violations::new();
+            let values = DraftItem {
+                reference: String::new(),
+                text: item.text.trim().to_string(),
+                lead: agency_list(&item.lead, "item.lead_agencies", &mut nested),
+                coordinating: agency_list(
+                    &item.coordinating,
+                    "item.coordinating_agencies",
+                    &mut nested,
+                ),
+                due: item.due,
+                recurrence: item.recurrence,
+                deadline_text: item.deadline_text.trim().to_string(),
+                key_task: item.key_task,
+            };
+            let patch = ItemPatch::from_mask(&mask, &values);
+            if let Ok(patch) = &patch {
+                if patch.text.as_deref().is_some_and(str::is_empty) {
+                    nested.add("item.text", "must not be empty");
+                }
+                if patch.lead.as_ref().is_some_and(Vec::is_empty) {
+                    nested.add(
+                        "item.lead_agencies",
+                        "at least one lead agency (chủ trì) is required",
+                    );
+                }
+                if patch.due.flatten().is_some() && patch.recurrence.flatten().is_some() {
+                    nested.add(
+                        "item.recurrence",
+                        "an item has a due date or a recurrence, not both",
+                    );
+                }
+            }
+            v.extend_under("change_item", nested.into_inner());
+            v.check("change_item", patch).map(AmendmentChange::Change)
+        }
+        Some(ChangeFields::Cancel { reason }) => {
+            if matches!(target, Some((_, None))) {
+                v.add(
+                    "target",
+                    format!(
+                        "{:?}: a cancellation targets an item, directives/{{id}}/items/{{item}}",
+                        fields.target
+                    ),
+                );
+            }
+            let reason = reason.trim().to_string();
+            if reason.chars().count() > MAX_SUBJECT_CHARS {
+                v.add(
+                    "cancel_item.reason",
+                    format!("at most {MAX_SUBJECT_CHARS} characters"),
+                );
+            }
+            Some(AmendmentChange::Cancel { reason })
+        }
+    };
+    match (target, change) {
+        (Some((directive, item)), Some(change)) if v.is_empty() => Ok(Amendment {
+            directive,
+            item,
+            change,
+        }),
+        _ => Err(v.into_inner()),
+    }
 }
 
 /// Longest subject accepted.
@@ -238,6 +587,14 @@ pub struct DraftFields {
     pub meeting: Option<(Option<NaiveDate>, String)>,
     /// Items.
     pub items: Vec<ItemFields>,
+    /// Links: the kind (when recognised) and the target name.
+    pub links: Vec<(Option<LinkKind>, String)>,
+    /// Amendments.
+    pub amendments: Vec<AmendmentFields>,
+    /// Items may lack a lead agency: only for a draft made by import (or an
+    /// edit of one that leaves its items alone). Such a draft cannot be
+    /// issued until every item has a lead (see [`check_leads`]).
+    pub lead_optional: bool,
 }
 
 fn agency_list(names: &[String], field: &str, v: &mut Violations) -> Vec<AgencyCode> {
@@ -257,6 +614,7 @@ fn agency_list(names: &[String], field: &str, v: &mut Violations) -> Vec<AgencyC
 fn parse_item(
     fields: ItemFields,
     issue_date: Option<NaiveDate>,
+    lead_optional: bool,
 ) -> Result<DraftItem, Vec<FieldViolation>> {
     let mut v = Violations::new();
     let text = fields.text.trim().to_string();
@@ -265,7 +623,7 @@ fn parse_item(
     } else if text.chars().count() > MAX_ITEM_CHARS {
         v.add("text", format!("at most {MAX_ITEM_CHARS} characters"));
     }
-    if fields.lead.is_empty() {
+    if fields.lead.is_empty() && !lead_optional {
         v.add(
             "lead_agencies",
             "at least one lead agency (chủ trì) is required",
@@ -357,9 +715,51 @@ impl Draft {
         }
         let mut items = Vec::with_capacity(fields.items.len());
         for (i, item) in fields.items.into_iter().enumerate() {
-            if let Some(item) = v.check(&format!("items[{i}]"), parse_item(item, fields.issue_date))
-            {
+            if let Some(item) = v.check(
+                &format!("items[{i}]"),
+                parse_item(item, fields.issue_date, fields.lead_optional),
+            ) {
                 items.push(item);
+            }
+        }
+        let mut links: Vec<Link> = Vec::new();
+        for (i, (kind, target)) in fields.links.iter().enumerate() {
+            let Some(kind) = kind else {
+                v.add(format!("links[{i}].kind"), "must be IMPLEMENTS or AMENDS");
+                continue;
+            };
+            match parse_target(target) {
+                Some((id, None)) if links.iter().any(|l| l.target == id && l.kind == *kind) => {
+                    v.add(format!("links[{i}]"), format!("{target} is linked twice"))
+                }
+                Some((id, None)) => links.push(Link {
+                    kind: *kind,
+                    target: id,
+                }),
+                _ => v.add(
+                    format!("links[{i}].target"),
+                    format!("{target:?} is not a name of the form directives/{{id}}"),
+                ),
+            }
+        }
+        let mut amendments = Vec::with_capacity(fields.amendments.len());
+        for (i, amendment) in fields.amendments.into_iter().enumerate() {
+            if let Some(amendment) =
+                v.check(&format!("amendments[{i}]"), parse_amendment(amendment))
+            {
+                if !links
+                    .iter()
+                    .any(|l| l.kind == LinkKind::Amends && l.target == amendment.directive)
+                {
+                    v.add(
+                        format!("amendments[{i}].target"),
+                        format!(
+                            "directives/{} must also be linked with AMENDS in links",
+                            amendment.directive
+                        ),
+                    );
+                }
+                amendments.push(amendment);
             }
         }
         let violations = v.into_inner();
@@ -376,6 +776,8 @@ impl Draft {
                 recipients: fields.recipients,
                 meeting: fields.meeting,
                 items,
+                links,
+                amendments,
             }),
             _ => Err(violations),
         }
@@ -398,6 +800,29 @@ impl Draft {
                     .enumerate()
                     .map(|(j, c)| (format!("items[{i}].coordinating_agencies[{j}]"), c)),
             );
+        }
+        for (i, amendment) in self.amendments.iter().enumerate() {
+            let (path, lead, coordinating): (&str, &[AgencyCode], &[AgencyCode]) =
+                match &amendment.change {
+                    AmendmentChange::Add(item) => ("add_item", &item.lead, &item.coordinating),
+                    AmendmentChange::Change(patch) => (
+                        "change_item.item",
+                        patch.lead.as_deref().unwrap_or(&[]),
+                        patch.coordinating.as_deref().unwrap_or(&[]),
+                    ),
+                    AmendmentChange::Cancel { .. } => continue,
+                };
+            refs.extend(
+                lead.iter()
+                    .enumerate()
+                    .map(|(j, c)| (format!("amendments[{i}].{path}.lead_agencies[{j}]"), c)),
+            );
+            refs.extend(coordinating.iter().enumerate().map(|(j, c)| {
+                (
+                    format!("amendments[{i}].{path}.coordinating_agencies[{j}]"),
+                    c,
+                )
+            }));
         }
         refs
     }
@@ -457,6 +882,96 @@ pub fn check_issuable(
             ),
         })
     }
+}
+
+/// Refuses to issue a draft with an item that has no lead agency (an
+/// imported item whose lead did not resolve), naming the first such item.
+pub fn check_leads<'a>(items: impl Iterator<Item = (&'a str, bool)>) -> Result<(), Error> {
+    let missing: Vec<String> = items
+        .enumerate()
+        .filter(|(_, (_, has_lead))| !has_lead)
+        .map(|(i, (reference, _))| {
+            if reference.is_empty() {
+                format!("items[{i}]")
+            } else {
+                format!("items[{i}] ({reference})")
+            }
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::precondition(
+            "ITEM_WITHOUT_LEAD",
+            format!(
+                "{} {} no lead agency (chủ trì): set one with UpdateDirective before issuing",
+                missing.join(", "),
+                if missing.len() == 1 { "has" } else { "have" }
+            ),
+        ))
+    }
+}
+
+/// Checks a revocation: only an issued directive, with a reason.
+pub fn check_revocable(state: DirectiveState, reason: &str) -> Result<String, Error> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > MAX_SUBJECT_CHARS {
+        return Err(Error::invalid(
+            "reason",
+            format!("say why it is revoked, 1 to {MAX_SUBJECT_CHARS} characters"),
+        ));
+    }
+    match state {
+        DirectiveState::Issued => Ok(reason.to_string()),
+        DirectiveState::Draft => Err(Error::precondition(
+            "DIRECTIVE_NOT_ISSUED",
+            "a draft is not revoked; it is simply never issued",
+        )),
+        DirectiveState::Revoked => Err(Error::precondition(
+            "DIRECTIVE_REVOKED",
+            "the directive was already revoked",
+        )),
+    }
+}
+
+/// The fields UpdateDirective may change in a draft.
+pub const UPDATABLE_FIELDS: [&str; 13] = [
+    "kind",
+    "number",
+    "issuer",
+    "signer",
+    "place",
+    "issue_date",
+    "subject",
+    "body",
+    "recipients",
+    "meeting",
+    "links",
+    "items",
+    "amendments",
+];
+
+/// Checks an update mask: non-empty, known paths only.
+pub fn check_update_mask(mask: &[String]) -> Result<(), Error> {
+    let mut v = Violations::new();
+    if mask.is_empty() {
+        v.add(
+            "update_mask",
+            format!("list the fields to change: {}", UPDATABLE_FIELDS.join(", ")),
+        );
+    }
+    for path in mask {
+        if !UPDATABLE_FIELDS.contains(&path.as_str()) {
+            v.add(
+                "update_mask",
+                format!(
+                    "{path:?} is not a field of a draft that can be changed: {}",
+                    UPDATABLE_FIELDS.join(", ")
+                ),
+            );
+        }
+    }
+    v.finish()
 }
 
 #[cfg(test)]
@@ -602,6 +1117,170 @@ mod tests {
                 reason: "DIRECTIVE_INCOMPLETE",
                 ..
             })
+        ));
+    }
+
+    fn amending() -> DraftFields {
+        let mut f = fields();
+        f.kind = Some(DirectiveKind::OfficialLetter);
+        f.number = "612/UBND-KGVX".into();
+        f.items.clear();
+        f.links = vec![(Some(LinkKind::Amends), "directives/7".into())];
+        f.amendments = vec![AmendmentFields {
+            target: "directives/7/items/40".into(),
+            change: Some(ChangeFields::Change {
+                item: ItemFields {
+                    due: Some(date(2024, 10, 31)),
+                    deadline_text: "trước ngày 31/10/2024".into(),
+                    ..Default::default()
+                },
+                mask: vec!["due_date".into(), "deadline_text".into()],
+            }),
+        }];
+        f
+    }
+
+    #[test]
+    fn an_amendment_changes_only_its_masked_fields_and_rechecks_the_item() {
+        let draft = Draft::parse(amending()).unwrap();
+        assert_eq!(
+            draft.links,
+            [Link {
+                kind: LinkKind::Amends,
+                target: 7
+            }]
+        );
+        let amendment = &draft.amendments[0];
+        assert_eq!(
+            (amendment.directive, amendment.item, amendment.kind()),
+            (7, Some(40), "CHANGE")
+        );
+        let AmendmentChange::Change(patch) = &amendment.change else {
+            panic!("a change");
+        };
+        assert_eq!(patch.mask(), ["due_date", "deadline_text"]);
+        let before = Draft::parse(fields()).unwrap().items.remove(0);
+        let after = patch.apply(&before, Some(date(2024, 9, 5))).unwrap();
+        assert_eq!(after.due, Some(date(2024, 10, 31)));
+        assert_eq!(after.text, before.text);
+        assert_eq!(after.lead, before.lead);
+        // The same change against a target issued later is refused.
+        assert_eq!(
+            amendment.date_violation(Some(date(2024, 11, 1))).unwrap().0,
+            "change_item.item.due_date"
+        );
+        let refused: Vec<_> = patch
+            .apply(&before, Some(date(2024, 11, 1)))
+            .unwrap_err()
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(refused, ["due_date"]);
+    }
+
+    #[test]
+    fn amendments_need_their_link_a_well_formed_target_and_a_change() {
+        let mut f = amending();
+        f.links.clear();
+        assert_eq!(violated_fields(f), ["amendments[0].target"]);
+        let mut f = amending();
+        f.amendments[0].target = "directives/7".into();
+        assert_eq!(violated_fields(f), ["amendments[0].target"]);
+        let mut f = amending();
+        f.amendments[0].change = None;
+        assert_eq!(violated_fields(f), ["amendments[0].change"]);
+        let mut f = amending();
+        f.amendments[0].change = Some(ChangeFields::Change {
+            item: ItemFields::default(),
+            mask: vec!["reference".into()],
+        });
+        assert_eq!(
+            violated_fields(f),
+            ["amendments[0].change_item.update_mask"]
+        );
+        let mut f = amending();
+        f.amendments[0].change = Some(ChangeFields::Change {
+            item: ItemFields::default(),
+            mask: vec!["lead_agencies".into()],
+        });
+        assert_eq!(
+            violated_fields(f),
+            ["amendments[0].change_item.item.lead_agencies"]
+        );
+        let mut f = amending();
+        f.amendments[0] = AmendmentFields {
+            target: "directives/7".into(),
+            change: Some(ChangeFields::Add(ItemFields {
+                text: "Bổ sung".into(),
+                ..Default::default()
+            })),
+        };
+        assert_eq!(violated_fields(f), ["amendments[0].add_item.lead_agencies"]);
+        let mut f = amending();
+        f.links.push((None, "directives/8".into()));
+        f.links
+            .push((Some(LinkKind::Implements), "nghi-quyet/3".into()));
+        assert_eq!(violated_fields(f), ["links[1].kind", "links[2].target"]);
+    }
+
+    #[test]
+    fn imported_items_may_lack_a_lead_but_are_not_issued_without_one() {
+        let mut f = fields();
+        f.items[0].lead.clear();
+        f.lead_optional = true;
+        let draft = Draft::parse(f).unwrap();
+        let refused = check_leads(
+            draft
+                .items
+                .iter()
+                .map(|i| (i.reference.as_str(), !i.lead.is_empty())),
+        );
+        match refused {
+            Err(Error::FailedPrecondition { reason, message }) => {
+                assert_eq!(reason, "ITEM_WITHOUT_LEAD");
+                assert!(
+                    message.starts_with("items[0] (II.4) has no lead"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(check_leads([("II.4", true)].into_iter()).is_ok());
+    }
+
+    #[test]
+    fn only_issued_directives_are_revoked_and_with_a_reason() {
+        assert_eq!(
+            check_revocable(DirectiveState::Issued, " sai sót ").unwrap(),
+            "sai sót"
+        );
+        assert!(matches!(
+            check_revocable(DirectiveState::Issued, "  "),
+            Err(Error::InvalidArgument(v)) if v[0].field == "reason"
+        ));
+        assert!(matches!(
+            check_revocable(DirectiveState::Draft, "x"),
+            Err(Error::FailedPrecondition {
+                reason: "DIRECTIVE_NOT_ISSUED",
+                ..
+            })
+        ));
+        assert!(matches!(
+            check_revocable(DirectiveState::Revoked, "x"),
+            Err(Error::FailedPrecondition {
+                reason: "DIRECTIVE_REVOKED",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn update_masks_list_known_fields() {
+        assert!(check_update_mask(&["number".into(), "items".into()]).is_ok());
+        assert!(check_update_mask(&[]).is_err());
+        assert!(matches!(
+            check_update_mask(&["state".into()]),
+            Err(Error::InvalidArgument(v)) if v[0].field == "update_mask"
         ));
     }
 }

@@ -5,4 +5,5 @@
 pub mod access;
 pub mod agency;
 pub mod directive;
+pub mod import;
 pub mod text;

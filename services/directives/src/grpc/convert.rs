@@ -3,10 +3,11 @@
 use dondoc_contracts::directives::v1 as pb;
 use dondoc_server::convert::{opt_date_to_pb, recurrence_from_text, recurrence_to_pb, stamp};
 
+use crate::domain::agency::Reorganization;
 use crate::domain::agency::{AgencyKind, AgencyState};
 use crate::domain::directive::{DirectiveKind, DirectiveState};
-use crate::storage::agencies::AgencyRecord;
-use crate::storage::directives::DirectiveRecord;
+use crate::storage::agencies::{AgencyRecord, NameRecord};
+use crate::storage::directives::{AmendmentRecord, DirectiveRecord, ItemRecord};
 
 pub fn agency_kind_to_pb(kind: &str) -> pb::AgencyKind {
     match AgencyKind::parse(kind) {
@@ -82,6 +83,10 @@ pub fn agency_to_pb(record: &AgencyRecord) -> pb::Agency {
     }
 }
 
+pub fn directive_kind_to_pb(kind: DirectiveKind) -> pb::DirectiveKind {
+    directive_kind_to_pb_str(kind.as_str())
+}
+
 pub fn directive_kind_from_pb(kind: i32) -> Option<DirectiveKind> {
     match pb::DirectiveKind::try_from(kind).ok()? {
         pb::DirectiveKind::Unspecified => None,
@@ -96,7 +101,7 @@ pub fn directive_kind_from_pb(kind: i32) -> Option<DirectiveKind> {
     }
 }
 
-fn directive_kind_to_pb(kind: &str) -> pb::DirectiveKind {
+pub fn directive_kind_to_pb_str(kind: &str) -> pb::DirectiveKind {
     match DirectiveKind::parse(kind) {
         Some(DirectiveKind::ConclusionNotice) => pb::DirectiveKind::ConclusionNotice,
         Some(DirectiveKind::Directive) => pb::DirectiveKind::Directive,
@@ -127,6 +132,121 @@ fn item_state_to_pb(state: &str) -> pb::ItemState {
     }
 }
 
+/// An agency with its former names.
+pub fn agency_with_history(record: &AgencyRecord, history: &[NameRecord]) -> pb::Agency {
+    let mut agency = agency_to_pb(record);
+    agency.name_history = history
+        .iter()
+        .map(|n| pb::AgencyNameRecord {
+            display_name: n.display_name.clone(),
+            short_name: n.short_name.clone(),
+            valid_from: opt_date_to_pb(n.valid_from),
+            valid_until: opt_date_to_pb(Some(n.valid_until)),
+        })
+        .collect();
+    agency
+}
+
+pub fn reorganization_to_pb(kind: Reorganization) -> pb::ReorganizationKind {
+    match kind {
+        Reorganization::Merge => pb::ReorganizationKind::Merge,
+        Reorganization::Rename => pb::ReorganizationKind::Rename,
+        Reorganization::Split => pb::ReorganizationKind::Split,
+        Reorganization::Dissolve => pb::ReorganizationKind::Dissolve,
+    }
+}
+
+pub fn link_kind_from_pb(kind: i32) -> Option<crate::domain::directive::LinkKind> {
+    use crate::domain::directive::LinkKind;
+    match pb::DirectiveLinkKind::try_from(kind).ok()? {
+        pb::DirectiveLinkKind::Implements => Some(LinkKind::Implements),
+        pb::DirectiveLinkKind::Amends => Some(LinkKind::Amends),
+        pb::DirectiveLinkKind::Unspecified => None,
+    }
+}
+
+fn link_kind_to_pb(kind: &str) -> pb::DirectiveLinkKind {
+    match kind {
+        "IMPLEMENTS" => pb::DirectiveLinkKind::Implements,
+        "AMENDS" => pb::DirectiveLinkKind::Amends,
+        _ => pb::DirectiveLinkKind::Unspecified,
+    }
+}
+
+fn agency_names(codes: &[String]) -> Vec<String> {
+    codes.iter().map(|c| format!("agencies/{c}")).collect()
+}
+
+pub fn item_to_pb(directive_name: &str, item: &ItemRecord) -> pb::DirectiveItem {
+    pb::DirectiveItem {
+        name: format!("{directive_name}/items/{}", item.id),
+        reference: item.reference.clone(),
+        text: item.text.clone(),
+        lead_agencies: agency_names(&item.lead_agencies),
+        coordinating_agencies: agency_names(&item.coordinating_agencies),
+        due_date: opt_date_to_pb(item.due_date),
+        recurrence: item
+            .recurrence
+            .as_deref()
+            .and_then(recurrence_from_text)
+            .map(recurrence_to_pb),
+        deadline_text: item.deadline_text.clone(),
+        key_task: item.key_task,
+        state: item_state_to_pb(&item.state) as i32,
+    }
+}
+
+fn amendment_to_pb(a: &AmendmentRecord) -> pb::ItemAmendment {
+    use pb::item_amendment::Change;
+    let values = pb::DirectiveItem {
+        reference: a.reference.clone(),
+        text: a.text.clone(),
+        lead_agencies: agency_names(&a.lead_agencies),
+        coordinating_agencies: agency_names(&a.coordinating_agencies),
+        due_date: opt_date_to_pb(a.due_date),
+        recurrence: a
+            .recurrence
+            .as_deref()
+            .and_then(recurrence_from_text)
+            .map(recurrence_to_pb),
+        deadline_text: a.deadline_text.clone(),
+        key_task: a.key_task,
+        ..Default::default()
+    };
+    let item_target = |item: Option<i64>| {
+        format!(
+            "directives/{}/items/{}",
+            a.target_id,
+            item.unwrap_or_default()
+        )
+    };
+    let (target, change) = match a.kind.as_str() {
+        "ADD" => (
+            format!("directives/{}", a.target_id),
+            Change::AddItem(values),
+        ),
+        "CHANGE" => (
+            item_target(a.target_item_id),
+            Change::ChangeItem(pb::ItemChange {
+                item: Some(values),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: a.mask.clone(),
+                }),
+            }),
+        ),
+        _ => (
+            item_target(a.target_item_id),
+            Change::CancelItem(pb::ItemCancellation {
+                reason: a.reason.clone(),
+            }),
+        ),
+    };
+    pb::ItemAmendment {
+        target,
+        change: Some(change),
+    }
+}
+
 /// The etag of a version.
 pub fn etag(version: i64) -> String {
     format!("\"{version}\"")
@@ -134,10 +254,9 @@ pub fn etag(version: i64) -> String {
 
 pub fn directive_to_pb(record: &DirectiveRecord) -> pb::Directive {
     let name = format!("directives/{}", record.id);
-    let agencies = |codes: &[String]| codes.iter().map(|c| format!("agencies/{c}")).collect();
     pb::Directive {
         name: name.clone(),
-        kind: directive_kind_to_pb(&record.kind) as i32,
+        kind: directive_kind_to_pb_str(&record.kind) as i32,
         number: record.number.clone(),
         issuer: format!("agencies/{}", record.issuer),
         signer: Some(pb::Signer {
@@ -154,27 +273,15 @@ pub fn directive_to_pb(record: &DirectiveRecord) -> pb::Directive {
             date: opt_date_to_pb(record.meeting_date),
             chair: chair.clone(),
         }),
-        links: Vec::new(),
-        items: record
-            .items
+        links: record
+            .links
             .iter()
-            .map(|item| pb::DirectiveItem {
-                name: format!("{name}/items/{}", item.id),
-                reference: item.reference.clone(),
-                text: item.text.clone(),
-                lead_agencies: agencies(&item.lead_agencies),
-                coordinating_agencies: agencies(&item.coordinating_agencies),
-                due_date: opt_date_to_pb(item.due_date),
-                recurrence: item
-                    .recurrence
-                    .as_deref()
-                    .and_then(recurrence_from_text)
-                    .map(recurrence_to_pb),
-                deadline_text: item.deadline_text.clone(),
-                key_task: item.key_task,
-                state: item_state_to_pb(&item.state) as i32,
+            .map(|l| pb::DirectiveLink {
+                kind: link_kind_to_pb(&l.kind) as i32,
+                target: format!("directives/{}", l.target_id),
             })
             .collect(),
+        items: record.items.iter().map(|i| item_to_pb(&name, i)).collect(),
         state: directive_state_to_pb(&record.state) as i32,
         etag: etag(record.version),
         create_stamp: Some(stamp(
@@ -194,9 +301,15 @@ pub fn directive_to_pb(record: &DirectiveRecord) -> pb::Directive {
                 at,
             )
         }),
-        amendments: Vec::new(),
-        revoke_stamp: None,
-        revoke_reason: String::new(),
+        amendments: record.amendments.iter().map(amendment_to_pb).collect(),
+        revoke_stamp: record.revoked_at.map(|at| {
+            stamp(
+                record.revoked_by.as_deref().unwrap_or_default(),
+                record.revoked_agency.as_deref(),
+                at,
+            )
+        }),
+        revoke_reason: record.revoke_reason.clone().unwrap_or_default(),
     }
 }
 

@@ -18,6 +18,7 @@ use tonic::{Request, Response, Status};
 use crate::State;
 use crate::domain::access;
 
+/// DirectiveEventService over the shared state.
 pub struct Events(pub Arc<State>);
 
 #[tonic::async_trait]

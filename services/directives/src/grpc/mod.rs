@@ -2,10 +2,10 @@
 //! `dondoc_errors::Error` everywhere inside and become a `tonic::Status`
 //! only here, through its one `From` implementation.
 
-mod agencies;
-mod convert;
-mod directives;
-mod events;
+pub mod agencies;
+pub mod convert;
+pub mod directives;
+pub mod events;
 
 use std::sync::Arc;
 

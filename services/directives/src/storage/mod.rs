@@ -9,3 +9,15 @@ pub mod directives;
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./src/storage/migrations");
 
 pub use dondoc_server::Actor;
+
+/// Recomputes what the application derives from stored text (folded agency
+/// names, search vectors) where it is missing or stale.
+pub async fn make_consistent(pool: &sqlx::PgPool) -> Result<(), dondoc_errors::Error> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(dondoc_database::storage_error)?;
+    agencies::refold_all(&mut conn).await?;
+    directives::refresh_all_search(&mut conn).await?;
+    Ok(())
+}

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod generic;
+pub mod pki;
+
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,7 +18,7 @@ use dondoc_contracts::directives::v1::directive_event_service_server::{
 };
 use dondoc_contracts::directives::v1::{self as directives, watch_events_response};
 use dondoc_contracts::service_names;
-use dondoc_gateway::{Gateway, GatewayConfig, GatewayError, JwtConfig, mint_token};
+use dondoc_gateway::{Gateway, GatewayConfig, GatewayError, GatewayExtras, JwtConfig, mint_token};
 use dondoc_identity::{
     ASSERTION_HEADER, AssertionSigner, AssertionVerifier, KeyPair, Principal, Role, TrustedKeys,
 };
@@ -181,6 +184,7 @@ impl DirectiveEventService for Events {
 
 pub struct Env {
     pub addr: SocketAddr,
+    pub admin: Option<SocketAddr>,
     pub jwt: JwtConfig,
     pub gateway_signer: AssertionSigner,
     pub shutdown: CancellationToken,
@@ -210,6 +214,20 @@ pub fn gateway_signer() -> AssertionSigner {
 
 /// The echoing directives backend (behind the identity layer) and the gateway.
 pub async fn start() -> Env {
+    start_with(GatewayExtras::default(), test_jwt()).await
+}
+
+/// The JWT settings of the tests: HS256 with a test secret.
+pub fn test_jwt() -> JwtConfig {
+    JwtConfig {
+        hs256_secret: "the test secret, long enough for HS256 use".into(),
+        issuer: "https://id.dondoc.test".into(),
+        audience: "dondoc".into(),
+    }
+}
+
+/// The echoing directives backend and a gateway with `extras` and `jwt`.
+pub async fn start_with(extras: GatewayExtras, jwt: JwtConfig) -> Env {
     let gateway_signer = gateway_signer();
     let mut keys = TrustedKeys::default();
     keys.trust(&gateway_signer);
@@ -232,7 +250,8 @@ pub async fn start() -> Env {
         }),
     );
 
-    start_gateway(directives_addr, gateway_signer, shutdown).await
+    let backends = [directives_addr, dead_address(), dead_address()];
+    start_gateway_with(backends, gateway_signer, shutdown, extras, jwt).await
 }
 
 /// The gateway alone, in front of `directives_addr`.
@@ -241,29 +260,46 @@ pub async fn start_gateway(
     gateway_signer: AssertionSigner,
     shutdown: CancellationToken,
 ) -> Env {
-    let jwt = JwtConfig {
-        hs256_secret: "the test secret, long enough for HS256 use".into(),
-        issuer: "https://id.dondoc.test".into(),
-        audience: "dondoc".into(),
-    };
-    let gateway = Gateway::build(
+    let backends = [directives_addr, dead_address(), dead_address()];
+    start_gateway_with(
+        backends,
+        gateway_signer,
+        shutdown,
+        GatewayExtras::default(),
+        test_jwt(),
+    )
+    .await
+}
+
+/// A gateway in front of `[directives, assignments, notifications]`.
+pub async fn start_gateway_with(
+    backends: [SocketAddr; 3],
+    gateway_signer: AssertionSigner,
+    shutdown: CancellationToken,
+    extras: GatewayExtras,
+    jwt: JwtConfig,
+) -> Env {
+    let gateway = Gateway::build_with(
         GatewayConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
-            directives: uri(directives_addr),
-            assignments: uri(dead_address()),
-            notifications: uri(dead_address()),
+            directives: uri(backends[0]),
+            assignments: uri(backends[1]),
+            notifications: uri(backends[2]),
             jwt: jwt.clone(),
             signer: gateway_signer.clone(),
             shutdown_grace: Duration::from_millis(500),
         },
+        extras,
         shutdown.child_token(),
     )
     .await
     .unwrap();
     let addr = gateway.local_addr();
+    let admin = gateway.admin_addr();
     let gateway = tokio::spawn(gateway.run_until_stopped());
     Env {
         addr,
+        admin,
         jwt,
         gateway_signer,
         shutdown,
@@ -319,4 +355,37 @@ pub fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
+}
+
+/// Three generic backends (directives, assignments, notifications) that
+/// answer OK to any method, and a gateway with `extras` in front of them.
+pub async fn start_generic(
+    extras: GatewayExtras,
+    jwt: JwtConfig,
+) -> (Env, [(SocketAddr, generic::Recorder); 3]) {
+    let gateway_signer = gateway_signer();
+    let mut keys = TrustedKeys::default();
+    keys.trust(&gateway_signer);
+    let verifier = AssertionVerifier::new(keys);
+    let shutdown = CancellationToken::new();
+    let (a, ra) = generic::start(verifier.clone(), shutdown.child_token()).await;
+    let (b, rb) = generic::start(verifier.clone(), shutdown.child_token()).await;
+    let (c, rc) = generic::start(verifier, shutdown.child_token()).await;
+    let env = start_gateway_with([a, b, c], gateway_signer, shutdown, extras, jwt).await;
+    (env, [(a, ra), (b, rb), (c, rc)])
+}
+
+/// A unary call to any path with an empty message both ways.
+pub async fn raw_unary(
+    channel: Channel,
+    path: &str,
+    request: Request<()>,
+) -> Result<tonic::Response<()>, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| Status::unavailable(e.to_string()))?;
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    let path = http::uri::PathAndQuery::try_from(path.to_string()).unwrap();
+    grpc.unary(request, path, codec).await
 }

@@ -144,6 +144,18 @@ pub fn workflow(task: &TaskSummary, what: &str, reason: &str) -> Message {
     }
 }
 
+/// To a subscription's owner: its webhook endpoint was disabled.
+pub fn endpoint_disabled(subscription: &str, url: &str, reason: &str) -> Message {
+    Message {
+        title: format!("Tạm dừng gửi thông báo tới {url}"),
+        body: format!(
+            "Địa chỉ nhận thông báo (webhook) {url} của đăng ký {subscription} đã bị tạm dừng: {reason}. \
+             Các thông báo chưa gửi được đã chuyển sang trạng thái gửi lỗi. Sau khi khắc phục, đề nghị \
+             đơn vị gửi lại bằng ReplayDeliveries."
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,14 +8,16 @@ use dondoc_contracts::notifications::v1::{self as pb, subscribe_response::Item, 
 use dondoc_errors::Error;
 use dondoc_events::{Cursor, Followed, follow, outbox};
 use dondoc_identity::{Principal, principal};
-use dondoc_server::convert::{agency_code, opt_date_to_pb, timestamp};
+use dondoc_server::convert::{agency_code, opt_date_to_pb, resource_id, timestamp};
 use dondoc_server::listing::{Op, PageSize, decode_page_token, encode_page_token, parse_filter};
 use dondoc_server::streams::ResponseStream;
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
 use crate::State;
-use crate::storage::notifications::{self, STREAM, StoredNotification};
+use crate::domain::subscription::{self, Filter, Scope};
+use crate::storage::notifications::{self, STREAM, StoredNotification, StreamFilter};
+use crate::storage::subscriptions;
 
 pub struct Notifications(pub Arc<State>);
 
@@ -72,6 +74,61 @@ fn scoped_agency(principal: &Principal, requested: &str, field: &str) -> Result<
     }
 }
 
+impl Notifications {
+    /// The stream filter of a saved subscription: its filter within the
+    /// subscriber's scope, within the caller's (and within `agency`, when
+    /// named). Someone else's subscription is NOT_FOUND.
+    async fn saved_filter(
+        &self,
+        principal: &Principal,
+        name: &str,
+        agency: &str,
+    ) -> Result<StreamFilter, Error> {
+        let id = resource_id(name, "subscriptions", "subscription")
+            .map_err(|v| Error::InvalidArgument(vec![v]))?;
+        let mut conn = self
+            .0
+            .pool
+            .acquire()
+            .await
+            .map_err(dondoc_database::storage_error)?;
+        let saved = subscriptions::get(&mut conn, id)
+            .await?
+            .filter(|s| crate::grpc::subscriptions::may_manage(principal, s))
+            .ok_or_else(|| Error::NotFound {
+                resource: "subscription",
+                name: name.to_string(),
+            })?;
+        let scope = if saved.scope_all && principal.reads_all() {
+            Scope::All
+        } else {
+            Scope::Agency(saved.subscriber.clone())
+        };
+        let mut recipients = subscription::recipients(
+            &scope,
+            &Filter {
+                agencies: saved.agencies.clone(),
+                kinds: saved.kinds.clone(),
+                key_tasks_only: saved.key_tasks_only,
+                directive: saved.directive.clone(),
+            },
+        );
+        if !agency.is_empty() {
+            let only = scoped_agency(principal, agency, "agency")?;
+            recipients = Some(match recipients {
+                None => vec![only],
+                Some(list) => list.into_iter().filter(|a| *a == only).collect(),
+            });
+        }
+        Ok(StreamFilter {
+            recipients,
+            kinds: saved.kinds,
+            key_tasks_only: saved.key_tasks_only,
+            directive: saved.directive,
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl NotificationService for Notifications {
     type SubscribeStream = ResponseStream<SubscribeResponse>;
@@ -82,14 +139,16 @@ impl NotificationService for Notifications {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let principal = principal(&request)?;
         let request = request.into_inner();
-        if !request.subscription.is_empty() {
-            return Err(Error::invalid(
-                "subscription",
-                "saved subscriptions are not available in this release; subscribe by agency",
-            )
-            .into());
-        }
-        let agency = scoped_agency(&principal, &request.agency, "agency")?;
+        let filter = if request.subscription.is_empty() {
+            let agency = scoped_agency(&principal, &request.agency, "agency")?;
+            StreamFilter {
+                recipients: Some(vec![agency]),
+                ..Default::default()
+            }
+        } else {
+            self.saved_filter(&principal, &request.subscription, &request.agency)
+                .await?
+        };
         let after = Cursor::parse_field(&request.after_cursor, "after_cursor")?;
         let state = &self.0;
         let start = outbox::resume_point(&state.pool, STREAM, after).await?;
@@ -98,8 +157,8 @@ impl NotificationService for Notifications {
             start,
             move |after, limit| {
                 let pool = pool.clone();
-                let agency = agency.clone();
-                async move { notifications::read(&pool, &agency, after, limit).await }
+                let filter = filter.clone();
+                async move { notifications::read_filtered(&pool, &filter, after, limit).await }
             },
             state.notifications.clone(),
             state.follow.clone(),

@@ -14,6 +14,8 @@ pub struct Deadline {
     pub title: String,
     /// Directive number.
     pub directive_number: String,
+    /// The directive, "directives/{id}", or empty.
+    pub directive: String,
     /// Reference.
     pub reference: String,
     /// Lead codes.
@@ -35,7 +37,7 @@ pub struct Deadline {
 /// Reads the projection of a task, locking it.
 pub async fn get(conn: &mut PgConnection, task_id: i64) -> Result<Option<Deadline>, Error> {
     sqlx::query_as::<_, Deadline>(
-        "SELECT task_id, title, directive_number, reference, lead_agencies, coordinating_agencies, assigner, \
+        "SELECT task_id, title, directive_number, directive, reference, lead_agencies, coordinating_agencies, assigner, \
          due_date, deadline_version, key_task, open FROM task_deadlines WHERE task_id = $1 FOR UPDATE",
     )
     .bind(task_id)
@@ -48,8 +50,9 @@ pub async fn get(conn: &mut PgConnection, task_id: i64) -> Result<Option<Deadlin
 pub async fn upsert(conn: &mut PgConnection, d: &Deadline) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO task_deadlines (task_id, title, directive_number, reference, lead_agencies, coordinating_agencies, \
-         assigner, due_date, deadline_version, key_task, open) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         assigner, due_date, deadline_version, key_task, open, directive) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (task_id) DO UPDATE SET title = EXCLUDED.title, directive_number = EXCLUDED.directive_number, \
+         directive = EXCLUDED.directive, \
          reference = EXCLUDED.reference, lead_agencies = EXCLUDED.lead_agencies, \
          coordinating_agencies = EXCLUDED.coordinating_agencies, assigner = EXCLUDED.assigner, \
          due_date = EXCLUDED.due_date, deadline_version = EXCLUDED.deadline_version, key_task = EXCLUDED.key_task, \
@@ -66,8 +69,39 @@ pub async fn upsert(conn: &mut PgConnection, d: &Deadline) -> Result<(), Error> 
     .bind(d.deadline_version)
     .bind(d.key_task)
     .bind(d.open)
+    .bind(&d.directive)
     .execute(conn)
     .await
     .map_err(storage_error)?;
     Ok(())
+}
+
+/// Open tasks an agency leads or coordinates that are overdue or due by
+/// `until`, in due-date order, for the weekly digest.
+pub async fn open_for_agency(
+    conn: &mut PgConnection,
+    agency: &str,
+    until: NaiveDate,
+) -> Result<Vec<Deadline>, Error> {
+    sqlx::query_as::<_, Deadline>(
+        "SELECT task_id, title, directive_number, directive, reference, lead_agencies, coordinating_agencies, \
+         assigner, due_date, deadline_version, key_task, open FROM task_deadlines \
+         WHERE open AND due_date IS NOT NULL AND due_date <= $2 \
+         AND ($1 = ANY(lead_agencies) OR $1 = ANY(coordinating_agencies)) ORDER BY due_date, task_id",
+    )
+    .bind(agency)
+    .bind(until)
+    .fetch_all(conn)
+    .await
+    .map_err(storage_error)
+}
+
+/// Agencies that lead or coordinate an open task.
+pub async fn agencies_with_open_tasks(conn: &mut PgConnection) -> Result<Vec<String>, Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT a FROM task_deadlines, unnest(lead_agencies || coordinating_agencies) AS a WHERE open ORDER BY a",
+    )
+    .fetch_all(conn)
+    .await
+    .map_err(storage_error)
 }

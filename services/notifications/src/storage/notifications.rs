@@ -25,6 +25,8 @@ pub struct NewNotification {
     pub task_id: Option<i64>,
     /// Directive number.
     pub directive_number: String,
+    /// The directive, "directives/{id}", or empty.
+    pub directive: String,
     /// Lead agency code.
     pub lead_agency: String,
     /// Due date.
@@ -56,6 +58,8 @@ pub struct StoredNotification {
     pub task_id: Option<i64>,
     /// Directive number.
     pub directive_number: String,
+    /// The directive, "directives/{id}", or empty.
+    pub directive: String,
     /// Lead agency code.
     pub lead_agency: String,
     /// Due date.
@@ -72,37 +76,45 @@ pub struct StoredNotification {
     pub read: bool,
 }
 
-/// Writes a notification unless its dedupe key was written before.
-/// Returns true when written.
+/// Writes a notification unless its dedupe key was written before, and in
+/// the same transaction queues its delivery to every webhook and e-mail
+/// subscription that wants it. Returns true when written.
 pub async fn insert(conn: &mut PgConnection, n: &NewNotification) -> Result<bool, Error> {
+    let notification_id = Uuid::now_v7();
     let written = sqlx::query(
         "INSERT INTO notifications (notification_id, dedupe_key, kind, recipient, task_id, directive_number, \
-         lead_agency, due_date, key_task, title, body, notified_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (dedupe_key) DO NOTHING",
+         directive, lead_agency, due_date, key_task, title, body, notified_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (dedupe_key) DO NOTHING",
     )
-    .bind(Uuid::now_v7())
+    .bind(notification_id)
     .bind(&n.dedupe_key)
     .bind(&n.kind)
     .bind(&n.recipient)
     .bind(n.task_id)
     .bind(&n.directive_number)
+    .bind(&n.directive)
     .bind(&n.lead_agency)
     .bind(n.due_date)
     .bind(n.key_task)
     .bind(&n.title)
     .bind(&n.body)
     .bind(n.notified_at)
-    .execute(conn)
+    .execute(&mut *conn)
     .await
     .map_err(storage_error)?
     .rows_affected();
+    if written == 1 {
+        crate::storage::deliveries::enqueue(conn, notification_id, n.notified_at).await?;
+    }
     Ok(written == 1)
 }
 
-const COLUMNS: &str = "tx_id::text AS tx, id, notification_id, kind, recipient, task_id, directive_number, \
-    lead_agency, due_date, key_task, title, body, notified_at, read_at IS NOT NULL AS read";
+/// Columns of a stored notification, for other storage modules.
+pub const COLUMNS: &str = "tx_id::text AS tx, id, notification_id, kind, recipient, task_id, directive_number, \
+    directive, lead_agency, due_date, key_task, title, body, notified_at, read_at IS NOT NULL AS read";
 
-fn from_row(row: &sqlx::postgres::PgRow) -> Result<StoredNotification, sqlx::Error> {
+/// A stored notification from a row of [`COLUMNS`].
+pub fn from_row(row: &sqlx::postgres::PgRow) -> Result<StoredNotification, sqlx::Error> {
     let tx: String = row.try_get("tx")?;
     let id: i64 = row.try_get("id")?;
     Ok(StoredNotification {
@@ -116,6 +128,7 @@ fn from_row(row: &sqlx::postgres::PgRow) -> Result<StoredNotification, sqlx::Err
         recipient: row.try_get("recipient")?,
         task_id: row.try_get("task_id")?,
         directive_number: row.try_get("directive_number")?,
+        directive: row.try_get("directive")?,
         lead_agency: row.try_get("lead_agency")?,
         due_date: row.try_get("due_date")?,
         key_task: row.try_get("key_task")?,
@@ -126,6 +139,19 @@ fn from_row(row: &sqlx::postgres::PgRow) -> Result<StoredNotification, sqlx::Err
     })
 }
 
+/// Which notifications a stream serves.
+#[derive(Debug, Clone, Default)]
+pub struct StreamFilter {
+    /// Recipient agency codes; `None` for every agency.
+    pub recipients: Option<Vec<String>>,
+    /// Kind names; empty for all.
+    pub kinds: Vec<String>,
+    /// Key tasks only.
+    pub key_tasks_only: bool,
+    /// "directives/{id}", or empty for any.
+    pub directive: String,
+}
+
 /// Reads a recipient's notifications after `after`, gap-free.
 pub async fn read(
     pool: &PgPool,
@@ -133,16 +159,39 @@ pub async fn read(
     after: Cursor,
     limit: i64,
 ) -> Result<Page<StoredNotification>, sqlx::Error> {
+    let filter = StreamFilter {
+        recipients: Some(vec![recipient.to_string()]),
+        ..Default::default()
+    };
+    read_filtered(pool, &filter, after, limit).await
+}
+
+/// Reads the notifications a filter selects after `after`, gap-free. A
+/// partial page has scanned everything below the window's xmin, so a
+/// stream's cursor moves past rows the filter left out.
+pub async fn read_filtered(
+    pool: &PgPool,
+    filter: &StreamFilter,
+    after: Cursor,
+    limit: i64,
+) -> Result<Page<StoredNotification>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     let window = Window::open(&mut conn, after).await?;
     let (tx, id, xmin) = window.binds();
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM notifications WHERE {WINDOW_CONDITION} AND recipient = $4 ORDER BY tx_id, id LIMIT $5"
+        "SELECT {COLUMNS} FROM notifications WHERE {WINDOW_CONDITION} \
+         AND ($4::text[] IS NULL OR recipient = ANY($4)) \
+         AND (cardinality($5::text[]) = 0 OR kind = ANY($5)) \
+         AND (NOT $6 OR key_task) AND ($7 = '' OR directive = $7) \
+         ORDER BY tx_id, id LIMIT $8"
     ))
     .bind(tx)
     .bind(id)
     .bind(xmin)
-    .bind(recipient)
+    .bind(&filter.recipients)
+    .bind(&filter.kinds)
+    .bind(filter.key_tasks_only)
+    .bind(&filter.directive)
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
@@ -157,6 +206,23 @@ pub async fn read(
         scanned_to,
         full,
     })
+}
+
+/// One notification by its id.
+pub async fn get(
+    conn: &mut PgConnection,
+    notification_id: Uuid,
+) -> Result<Option<StoredNotification>, Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM notifications WHERE notification_id = $1"
+    ))
+    .bind(notification_id)
+    .fetch_optional(conn)
+    .await
+    .map_err(storage_error)?;
+    row.as_ref()
+        .map(|r| from_row(r).map_err(storage_error))
+        .transpose()
 }
 
 /// The inbox: newest first, before `before` (a row id).

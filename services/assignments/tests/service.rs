@@ -1,0 +1,1209 @@
+//! The assignments service against a real PostgreSQL: the SQL deadline rule
+//! against the domain's, statistics (the 58/36/22 and 7/1 report), roll-ups,
+//! indicators, recurring occurrences as the clock moves, the directive
+//! events it consumes, and authorization — through the service's own gRPC
+//! port with a signed assertion, as the gateway would call it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use dondoc_assignments::domain::deadline::{DeadlinePolicy, DeadlineState, classify};
+use dondoc_assignments::domain::stage::Stage;
+use dondoc_assignments::storage::tasks::{self, NewTask, deadline_predicate};
+use dondoc_assignments::storage::{self as storage_mod};
+use dondoc_assignments::upstream::DirectiveEvents;
+use dondoc_assignments::{App, AssignmentsConfig};
+use dondoc_contracts::assignments::v1 as pb;
+use dondoc_contracts::assignments::v1::indicator_service_client::IndicatorServiceClient;
+use dondoc_contracts::assignments::v1::statistics_service_client::StatisticsServiceClient;
+use dondoc_contracts::assignments::v1::task_service_client::TaskServiceClient;
+use dondoc_contracts::common::v1::{AuditStamp, Date, MonthlyRule, Recurrence, recurrence};
+use dondoc_contracts::directives::v1 as dpb;
+use dondoc_database::{PoolSettings, bootstrap, connect, migrate};
+use dondoc_events::Wake;
+use dondoc_events::consumer::Apply;
+use dondoc_identity::{AssertionSigner, AssertionVerifier, KeyPair, Principal, Role, TrustedKeys};
+use dondoc_server::{Actor, IdentityConfig, ServiceConfig};
+use dondoc_testing::{TEST_ROLE_PASSWORD, TestDatabase};
+use dondoc_time::Clock;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+const ROLE: &str = "dondoc_assignments";
+
+fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, day).unwrap()
+}
+
+fn pbdate(date: NaiveDate) -> Option<Date> {
+    Some(dondoc_server::convert::date_to_pb(date))
+}
+
+/// 09:00 local time on a date.
+fn at(date: NaiveDate) -> DateTime<Utc> {
+    Utc.from_utc_datetime(&date.and_hms_opt(2, 0, 0).unwrap())
+}
+
+async fn database() -> (TestDatabase, PgPool) {
+    let db = dondoc_testing::database("assignments_template", |admin| async move {
+        let mut conn = PgConnection::connect_with(&admin).await.unwrap();
+        bootstrap(&mut conn, &dondoc_assignments::schema(), TEST_ROLE_PASSWORD)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let pool = connect(
+            admin.username(ROLE).password(TEST_ROLE_PASSWORD),
+            &dondoc_assignments::schema(),
+            &PoolSettings::default(),
+        )
+        .await
+        .unwrap();
+        migrate(&pool, &storage_mod::MIGRATIONS).await.unwrap();
+        pool.close().await;
+    })
+    .await;
+    let pool = connect(
+        db.role_options(ROLE),
+        &dondoc_assignments::schema(),
+        &PoolSettings::default(),
+    )
+    .await
+    .unwrap();
+    (db, pool)
+}
+
+/// The service on a port-0 listener with a manual clock.
+struct Service {
+    _db: TestDatabase,
+    pool: PgPool,
+    clock: Clock,
+    addr: SocketAddr,
+    gateway: AssertionSigner,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+#[derive(Clone)]
+struct Assert(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl Interceptor for Assert {
+    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        r.metadata_mut()
+            .insert(dondoc_identity::ASSERTION_HEADER, self.0.clone());
+        Ok(r)
+    }
+}
+
+type Tasks = TaskServiceClient<InterceptedService<Channel, Assert>>;
+type Stats = StatisticsServiceClient<InterceptedService<Channel, Assert>>;
+type Indicators = IndicatorServiceClient<InterceptedService<Channel, Assert>>;
+
+fn office() -> Principal {
+    who("users/van-phong", Some("vp-ubnd"), Role::Office)
+}
+
+fn agency(code: &str) -> Principal {
+    who(&format!("users/{code}"), Some(code), Role::Agency)
+}
+
+fn who(subject: &str, agency: Option<&str>, role: Role) -> Principal {
+    Principal {
+        subject: subject.into(),
+        agency: agency.map(str::to_string),
+        roles: vec![role],
+    }
+}
+
+impl Service {
+    async fn start(now: DateTime<Utc>) -> Service {
+        let (db, pool) = database().await;
+        let clock = Clock::manual(now);
+        let gateway =
+            AssertionSigner::new("gateway", KeyPair::generate(), Duration::from_secs(600));
+        let mut trusted = TrustedKeys::default();
+        trusted.trust(&gateway);
+        let shutdown = CancellationToken::new();
+        let app = App::build(
+            AssignmentsConfig {
+                service: ServiceConfig {
+                    listen: "127.0.0.1:0".parse().unwrap(),
+                    database: db.role_options(ROLE),
+                    pool: PoolSettings::default(),
+                    identity: IdentityConfig {
+                        signer: AssertionSigner::new(
+                            "assignments",
+                            KeyPair::generate(),
+                            Duration::from_secs(600),
+                        ),
+                        verifier: AssertionVerifier::new(trusted),
+                    },
+                    follow: Default::default(),
+                    shutdown_grace: Duration::from_secs(1),
+                    migrate_on_start: false,
+                },
+                // Nothing listens there: the consumer retries quietly.
+                directives: "http://127.0.0.1:9".parse().unwrap(),
+                policy: DeadlinePolicy::default(),
+            },
+            clock.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        let addr = app.local_addr();
+        tokio::spawn(app.run_until_stopped());
+        Service {
+            _db: db,
+            pool,
+            clock,
+            addr,
+            gateway,
+            shutdown,
+        }
+    }
+
+    async fn channel(&self, principal: &Principal) -> (Channel, Assert) {
+        let channel = Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        (
+            channel,
+            Assert(self.gateway.sign(principal).parse().unwrap()),
+        )
+    }
+
+    async fn tasks(&self, principal: &Principal) -> Tasks {
+        let (c, a) = self.channel(principal).await;
+        TaskServiceClient::with_interceptor(c, a)
+    }
+
+    async fn stats(&self, principal: &Principal) -> Stats {
+        let (c, a) = self.channel(principal).await;
+        StatisticsServiceClient::with_interceptor(c, a)
+    }
+
+    async fn indicators(&self, principal: &Principal) -> Indicators {
+        let (c, a) = self.channel(principal).await;
+        IndicatorServiceClient::with_interceptor(c, a)
+    }
+}
+
+fn actor(at_: DateTime<Utc>) -> Actor {
+    Actor {
+        subject: "users/van-phong".into(),
+        agency: Some("vp-ubnd".into()),
+        at: at_,
+    }
+}
+
+fn new_task(lead: &str, assigned: NaiveDate, due: Option<NaiveDate>, key: bool) -> NewTask {
+    NewTask {
+        title: "Nhiệm vụ".into(),
+        description: String::new(),
+        directive_id: None,
+        directive_item_id: None,
+        directive_number: String::new(),
+        reference: String::new(),
+        lead_agencies: vec![lead.into()],
+        coordinating_agencies: vec![],
+        assigner: "vp-ubnd".into(),
+        assign_date: assigned,
+        due_date: due,
+        recurrence: None,
+        priority: "NORMAL".into(),
+        key_task: key,
+    }
+}
+
+/// Inserts a task and forces its stage and completion date.
+async fn seed(pool: &PgPool, task: NewTask, stage: Stage, completed: Option<NaiveDate>) -> i64 {
+    let mut conn = pool.acquire().await.unwrap();
+    let record = tasks::insert(&mut conn, &task, &actor(at(task.assign_date)))
+        .await
+        .unwrap()
+        .unwrap();
+    sqlx::query("UPDATE tasks SET stage = $2, completion_date = $3 WHERE id = $1")
+        .bind(record.id)
+        .bind(stage.as_str())
+        .bind(completed)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    record.id
+}
+
+#[tokio::test]
+async fn the_sql_rule_agrees_with_classify_everywhere() {
+    let (_db, pool) = database().await;
+    let today = d(2024, 9, 30);
+    let policy = DeadlinePolicy::default();
+    let dues = [
+        None,
+        Some(d(2024, 9, 29)),
+        Some(today),
+        Some(d(2024, 10, 1)),
+    ];
+    let completions = [
+        None,
+        Some(d(2024, 9, 28)),
+        Some(d(2024, 9, 29)),
+        Some(today),
+        Some(d(2024, 10, 2)),
+    ];
+    let mut expected = Vec::new();
+    for stage in Stage::ALL {
+        for due in dues {
+            for completed in completions {
+                let id = seed(
+                    &pool,
+                    new_task("so-a", d(2024, 9, 1), due, false),
+                    stage,
+                    completed,
+                )
+                .await;
+                expected.push((id, classify(stage, due, completed, today, &policy).state));
+            }
+        }
+    }
+    let mut conn = pool.acquire().await.unwrap();
+    for state in DeadlineState::ALL {
+        let mut got: Vec<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM tasks WHERE {} ORDER BY id",
+            deadline_predicate(state, today)
+        ))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        got.sort();
+        let want: Vec<i64> = expected
+            .iter()
+            .filter(|(_, s)| *s == state)
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(got, want, "{state:?}");
+    }
+    // Every task is in exactly one state.
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(total as usize, expected.len());
+}
+
+#[tokio::test]
+async fn the_classic_report_58_36_22_and_7_1() {
+    let today = d(2024, 12, 16);
+    let s = Service::start(at(today)).await;
+    // so-ldtbxh: 30 tasks, 20 completed on time; so-tai-chinh: 28, 16 completed on time.
+    // Key tasks: 7 in all, 1 of them completed.
+    let mut key_left = 7;
+    let mut key_done_left = 1;
+    for (lead, total, done) in [("so-ldtbxh", 30, 20), ("so-tai-chinh", 28, 16)] {
+        for i in 0..total {
+            let completed = i < done;
+            let key = if completed && key_done_left > 0 {
+                key_done_left -= 1;
+                key_left -= 1;
+                true
+            } else if !completed && key_left > 0 {
+                key_left -= 1;
+                true
+            } else {
+                false
+            };
+            let (stage, completion) = if completed {
+                (Stage::Completed, Some(d(2024, 11, 20)))
+            } else {
+                (
+                    [Stage::Assigned, Stage::InProgress, Stage::Submitted][i % 3],
+                    None,
+                )
+            };
+            seed(
+                &s.pool,
+                new_task(lead, d(2024, 10, 1), Some(d(2024, 12, 31)), key),
+                stage,
+                completion,
+            )
+            .await;
+        }
+    }
+    // Withdrawn tasks and tasks assigned outside the period are not counted.
+    seed(
+        &s.pool,
+        new_task("so-ldtbxh", d(2024, 10, 1), Some(d(2024, 12, 31)), true),
+        Stage::Withdrawn,
+        None,
+    )
+    .await;
+    seed(
+        &s.pool,
+        new_task("so-ldtbxh", d(2023, 10, 1), Some(d(2023, 12, 31)), false),
+        Stage::InProgress,
+        None,
+    )
+    .await;
+
+    let mut stats = s.stats(&office()).await;
+    let r = stats
+        .get_task_statistics(pb::GetTaskStatisticsRequest {
+            filter: r#"assign_date >= "2024-01-01" AND assign_date <= "2024-12-31""#.into(),
+            order_by: "completion_rate desc".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let all = r.all.unwrap();
+    assert_eq!(
+        (all.total, all.completed_on_time, all.in_progress),
+        (58, 36, 22)
+    );
+    assert_eq!(
+        (
+            all.completed_late,
+            all.in_progress_overdue,
+            all.in_progress_on_time
+        ),
+        (0, 0, 22)
+    );
+    let key = r.key_tasks.unwrap();
+    assert_eq!((key.total, key.completed), (7, 1));
+    assert_eq!(
+        r.summary,
+        "Tổng số 58 nhiệm vụ được giao, đã hoàn thành đúng hạn 36 nhiệm vụ, đang thực hiện 22 nhiệm vụ; \
+         trong 7 nhiệm vụ trọng tâm, đã hoàn thành 1 nhiệm vụ"
+    );
+    assert_eq!(r.as_of, pbdate(today));
+    // Sorted by completion rate, largest first: 20/30 > 16/28.
+    let order: Vec<_> = r.by_agency.iter().map(|a| a.agency.as_str()).collect();
+    assert_eq!(order, ["agencies/so-ldtbxh", "agencies/so-tai-chinh"]);
+    // 16/12 due within 3 working days? 31/12 is 11 working days away: none nearly overdue.
+    assert_eq!(all.nearly_overdue, 0);
+
+    // Scoped to one lead; and an agency user sees only its own figures.
+    let lead = stats
+        .get_task_statistics(pb::GetTaskStatisticsRequest {
+            filter: r#"lead = "agencies/so-tai-chinh" AND key_task = true"#.into(),
+            order_by: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(lead.all.unwrap().total <= 7);
+    let mut theirs = s.stats(&agency("so-tai-chinh")).await;
+    let own = theirs
+        .get_task_statistics(pb::GetTaskStatisticsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(own.all.unwrap().total, 28);
+    let bad = stats
+        .get_task_statistics(pb::GetTaskStatisticsRequest {
+            filter: String::new(),
+            order_by: "colour".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+
+    // The clock moves past the due date: the open 22 become overdue, and by
+    // more than 30 days a month later.
+    s.clock.set(at(d(2025, 2, 5)));
+    let later = stats
+        .get_task_statistics(pb::GetTaskStatisticsRequest {
+            filter: r#"assign_date >= "2024-01-01" AND assign_date <= "2024-12-31""#.into(),
+            order_by: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .all
+        .unwrap();
+    assert_eq!(
+        (later.in_progress_overdue, later.overdue_over_30_days),
+        (22, 22)
+    );
+}
+
+#[tokio::test]
+async fn directive_rollups_are_done_when_all_their_tasks_are() {
+    let today = d(2024, 12, 16);
+    let s = Service::start(at(today)).await;
+    for (directive, stages) in [
+        (7, vec![Stage::Completed, Stage::Withdrawn]),
+        (8, vec![Stage::Completed, Stage::InProgress]),
+    ] {
+        for stage in stages {
+            let mut t = new_task("so-a", d(2024, 10, 1), Some(d(2024, 12, 31)), false);
+            t.directive_id = Some(directive);
+            t.directive_number = format!("{directive}/TB-UBND");
+            let done = (stage == Stage::Completed).then(|| d(2024, 11, 1));
+            seed(&s.pool, t, stage, done).await;
+        }
+    }
+    let mut stats = s.stats(&office()).await;
+    let first = stats
+        .list_directive_rollups(pb::ListDirectiveRollupsRequest {
+            filter: r#"issuer = "agencies/vp-ubnd""#.into(),
+            page_size: 1,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.rollups.len(), 1);
+    let r7 = &first.rollups[0];
+    assert_eq!(
+        (r7.directive.as_str(), r7.directive_number.as_str(), r7.done),
+        ("directives/7", "7/TB-UBND", true)
+    );
+    assert_eq!(r7.counts.as_ref().unwrap().total, 1);
+    let second = stats
+        .list_directive_rollups(pb::ListDirectiveRollupsRequest {
+            filter: r#"issuer = "agencies/vp-ubnd""#.into(),
+            page_size: 1,
+            page_token: first.next_page_token,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.rollups[0].directive, "directives/8");
+    assert!(!second.rollups[0].done);
+    assert!(second.next_page_token.is_empty());
+}
+
+fn indicator(
+    agency: &str,
+    code: &str,
+    kind: pb::PeriodKind,
+    year: i32,
+    period: i32,
+    target: f64,
+    actual: Option<f64>,
+) -> pb::Indicator {
+    pb::Indicator {
+        agency: format!("agencies/{agency}"),
+        code: code.into(),
+        display_name: "Giải quyết việc làm".into(),
+        unit: "người".into(),
+        period_kind: kind as i32,
+        year,
+        period,
+        target,
+        actual,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn indicators_against_plan_and_a_year_earlier() {
+    let s = Service::start(at(d(2025, 10, 5))).await;
+    let mut office_c = s.indicators(&office()).await;
+    let create = |i: pb::Indicator, id: &str| pb::CreateIndicatorRequest {
+        indicator: Some(i),
+        request_id: id.into(),
+    };
+    office_c
+        .create_indicator(create(
+            indicator(
+                "so-ldtbxh",
+                "jobs-created",
+                pb::PeriodKind::Quarter,
+                2024,
+                3,
+                12_000.0,
+                Some(10_000.0),
+            ),
+            "a",
+        ))
+        .await
+        .unwrap();
+    let jobs = office_c
+        .create_indicator(create(
+            indicator(
+                "so-ldtbxh",
+                "jobs-created",
+                pb::PeriodKind::Quarter,
+                2025,
+                3,
+                13_304.0,
+                None,
+            ),
+            "b",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .indicator
+        .unwrap();
+    assert_eq!(jobs.percent_of_plan, None, "no actual yet");
+    assert_eq!(jobs.previous_year_actual, Some(10_000.0));
+    // A retry returns the first answer; a duplicate is refused.
+    let again = office_c
+        .create_indicator(create(
+            indicator(
+                "so-ldtbxh",
+                "jobs-created",
+                pb::PeriodKind::Quarter,
+                2025,
+                3,
+                13_304.0,
+                None,
+            ),
+            "b",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .indicator
+        .unwrap();
+    assert_eq!(again.name, jobs.name);
+    let dup = office_c
+        .create_indicator(create(
+            indicator(
+                "so-ldtbxh",
+                "jobs-created",
+                pb::PeriodKind::Quarter,
+                2025,
+                3,
+                1.0,
+                None,
+            ),
+            "c",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(dup.code(), Code::AlreadyExists);
+    let bad = office_c
+        .create_indicator(create(
+            indicator(
+                "so-ldtbxh",
+                "jobs-created",
+                pb::PeriodKind::Quarter,
+                2025,
+                5,
+                1.0,
+                None,
+            ),
+            "d",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(
+        bad.message().contains("indicator.period"),
+        "{}",
+        bad.message()
+    );
+
+    // The agency reports its actual; another agency may not.
+    let mut labour = s.indicators(&agency("so-ldtbxh")).await;
+    let reported = labour
+        .report_indicator_actual(pb::ReportIndicatorActualRequest {
+            name: jobs.name.clone(),
+            actual: 10_550.0,
+            request_id: "q3".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .indicator
+        .unwrap();
+    let round = |x: f64, p: i32| (x * 10f64.powi(p)).round() / 10f64.powi(p);
+    assert_eq!(round(reported.percent_of_plan.unwrap(), 1), 79.3);
+    assert_eq!(round(reported.year_on_year_change.unwrap(), 1), 5.5);
+    let mut finance = s.indicators(&agency("so-tai-chinh")).await;
+    let denied = finance
+        .report_indicator_actual(pb::ReportIndicatorActualRequest {
+            name: jobs.name.clone(),
+            actual: 1.0,
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let denied = finance
+        .get_indicator(pb::GetIndicatorRequest {
+            name: jobs.name.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let denied = labour
+        .set_indicator_target(pb::SetIndicatorTargetRequest {
+            name: jobs.name.clone(),
+            target: 1.0,
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // Houses: 1.876/1.956, 95,91%.
+    let houses = office_c
+        .create_indicator(create(
+            indicator(
+                "so-xay-dung",
+                "houses-built",
+                pb::PeriodKind::Year,
+                2025,
+                0,
+                1_900.0,
+                Some(1_876.0),
+            ),
+            "e",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .indicator
+        .unwrap();
+    let houses = office_c
+        .set_indicator_target(pb::SetIndicatorTargetRequest {
+            name: houses.name,
+            target: 1_956.0,
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .indicator
+        .unwrap();
+    assert_eq!(round(houses.percent_of_plan.unwrap(), 2), 95.91);
+    assert_eq!(houses.year_on_year_change, None);
+
+    // Under 80% of plan in 2025: only jobs.
+    let under = office_c
+        .list_indicators(pb::ListIndicatorsRequest {
+            filter: "year = 2025 AND percent_of_plan < 80".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .indicators;
+    assert_eq!(
+        under.iter().map(|i| i.code.as_str()).collect::<Vec<_>>(),
+        ["jobs-created"]
+    );
+    // An agency lists only its own.
+    let own = labour
+        .list_indicators(pb::ListIndicatorsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .indicators;
+    assert!(own.iter().all(|i| i.agency == "agencies/so-ldtbxh") && own.len() == 2);
+}
+
+#[tokio::test]
+async fn recurring_duties_get_one_occurrence_per_period_as_the_clock_moves() {
+    let s = Service::start(at(d(2024, 9, 2))).await;
+    let mut office_c = s.tasks(&office()).await;
+    let duty = office_c
+        .create_task(pb::CreateTaskRequest {
+            task: Some(pb::Task {
+                title: "Báo cáo tình hình lao động hằng tháng".into(),
+                lead_agencies: vec!["agencies/so-ldtbxh".into()],
+                recurrence: Some(Recurrence {
+                    rule: Some(recurrence::Rule::Monthly(MonthlyRule { day: 15 })),
+                }),
+                ..Default::default()
+            }),
+            request_id: "duty".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    let occurrences = |mut c: Tasks, duty: String| async move {
+        let all = c
+            .list_tasks(pb::ListTasksRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .tasks;
+        all.into_iter()
+            .filter(|t| t.recurrence_parent == duty)
+            .map(|t| t.due_date.unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        occurrences(office_c.clone(), duty.name.clone()).await,
+        [pbdate(d(2024, 9, 15)).unwrap()]
+    );
+    // Three months later, three more periods, and no duplicates.
+    s.clock.set(at(d(2024, 11, 16)));
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        seen = occurrences(office_c.clone(), duty.name.clone()).await;
+        if seen.len() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        seen,
+        [
+            d(2024, 9, 15),
+            d(2024, 10, 15),
+            d(2024, 11, 15),
+            d(2024, 12, 15)
+        ]
+        .map(|x| pbdate(x).unwrap())
+    );
+    dondoc_assignments::recurring::generate(
+        &s.pool,
+        &s.clock,
+        &DeadlinePolicy::default(),
+        &Wake::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        occurrences(office_c.clone(), duty.name.clone()).await.len(),
+        4
+    );
+    // Statistics count the occurrences, not the duty: three past due, one current.
+    let all = s
+        .stats(&office())
+        .await
+        .get_task_statistics(pb::GetTaskStatisticsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .all
+        .unwrap();
+    assert_eq!(
+        (all.total, all.in_progress_overdue, all.in_progress_on_time),
+        (4, 3, 1)
+    );
+}
+
+fn stamp() -> Option<AuditStamp> {
+    Some(AuditStamp {
+        actor: "users/van-phong".into(),
+        actor_agency: "agencies/vp-ubnd".into(),
+        time: Some(prost_types::Timestamp {
+            seconds: at(d(2024, 9, 2)).timestamp(),
+            nanos: 0,
+        }),
+    })
+}
+
+fn item(id: i64, lead: &str, coord: &[&str], due: Option<NaiveDate>) -> dpb::DirectiveItem {
+    dpb::DirectiveItem {
+        name: format!("directives/5/items/{id}"),
+        reference: format!("{id}"),
+        text: format!("Nội dung {id}"),
+        lead_agencies: vec![format!("agencies/{lead}")],
+        coordinating_agencies: coord.iter().map(|c| format!("agencies/{c}")).collect(),
+        due_date: due.and_then(pbdate),
+        state: dpb::ItemState::Active as i32,
+        ..Default::default()
+    }
+}
+
+fn directive(items: Vec<dpb::DirectiveItem>) -> dpb::Directive {
+    dpb::Directive {
+        name: "directives/5".into(),
+        number: "5/TB-UBND".into(),
+        issuer: "agencies/vp-ubnd".into(),
+        issue_date: pbdate(d(2024, 9, 2)),
+        items,
+        ..Default::default()
+    }
+}
+
+async fn apply(pool: &PgPool, payload: dpb::directive_event::Payload) {
+    let consumer = DirectiveEvents {
+        wake: Wake::new(),
+        policy: DeadlinePolicy::default(),
+    };
+    // Twice, each in its own transaction: every effect is safe to re-apply.
+    for _ in 0..2 {
+        let mut tx = pool.begin().await.unwrap();
+        consumer
+            .apply(
+                &mut tx,
+                dpb::DirectiveEvent {
+                    stamp: stamp(),
+                    payload: Some(payload.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+}
+
+async fn task_of_item(pool: &PgPool, item: i64) -> tasks::TaskRecord {
+    let mut conn = pool.acquire().await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    let t = tasks::by_item(&mut tx, item).await.unwrap().unwrap();
+    tx.rollback().await.unwrap();
+    t
+}
+
+async fn history(pool: &PgPool, id: i64) -> Vec<String> {
+    let mut conn = pool.acquire().await.unwrap();
+    tasks::history(&mut conn, id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.action)
+        .collect()
+}
+
+#[tokio::test]
+async fn directive_events_amend_revoke_and_reorganize_tasks_once() {
+    use dpb::directive_event::Payload;
+    let (_db, pool) = database().await;
+    let original = vec![
+        item(1, "so-ldtbxh", &["so-tai-chinh"], Some(d(2024, 9, 30))),
+        item(2, "so-ldtbxh", &[], Some(d(2024, 10, 31))),
+        item(3, "so-tai-chinh", &["so-ldtbxh"], None),
+    ];
+    apply(
+        &pool,
+        Payload::DirectiveIssued(dpb::DirectiveIssued {
+            directive: Some(directive(original.clone())),
+        }),
+    )
+    .await;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 3);
+
+    // Amendment: item 1's due date moves, item 2 is cancelled, item 4 is added.
+    let mut amended = original.clone();
+    amended[0].due_date = pbdate(d(2024, 10, 15));
+    amended[1].state = dpb::ItemState::Cancelled as i32;
+    amended.push(item(4, "so-tai-chinh", &[], Some(d(2024, 12, 31))));
+    apply(
+        &pool,
+        Payload::DirectiveItemsAmended(dpb::DirectiveItemsAmended {
+            amended_by: "directives/6".into(),
+            amended_by_number: "6/TB-UBND".into(),
+            directive: Some(directive(amended)),
+            added_items: vec!["directives/5/items/4".into()],
+            changed_items: vec!["directives/5/items/1".into()],
+            cancelled_items: vec!["directives/5/items/2".into()],
+        }),
+    )
+    .await;
+    let one = task_of_item(&pool, 1).await;
+    assert_eq!(
+        (one.due_date, one.original_due_date, one.deadline_version),
+        (Some(d(2024, 10, 15)), Some(d(2024, 9, 30)), 2)
+    );
+    assert_eq!(
+        history(&pool, one.id).await,
+        ["ASSIGNED", "DEADLINE_CHANGED"]
+    );
+    assert_eq!(task_of_item(&pool, 2).await.stage, "WITHDRAWN");
+    assert_eq!(task_of_item(&pool, 4).await.stage, "ASSIGNED");
+
+    // Labour merges into Home Affairs: its open tasks, led or coordinated, move.
+    apply(
+        &pool,
+        Payload::AgencyReorganized(dpb::AgencyReorganized {
+            kind: dpb::ReorganizationKind::Merge as i32,
+            sources: vec!["agencies/so-ldtbxh".into()],
+            successors: vec!["agencies/so-noi-vu".into()],
+            effective_date: pbdate(d(2025, 3, 1)),
+        }),
+    )
+    .await;
+    let one = task_of_item(&pool, 1).await;
+    assert_eq!(one.lead_agencies, ["so-noi-vu"]);
+    assert_eq!(one.coordinating_agencies, ["so-tai-chinh"]);
+    assert_eq!(one.stage, "ASSIGNED");
+    assert_eq!(
+        history(&pool, one.id).await,
+        ["ASSIGNED", "DEADLINE_CHANGED", "TRANSFERRED"]
+    );
+    let three = task_of_item(&pool, 3).await;
+    assert_eq!(three.coordinating_agencies, ["so-noi-vu"]);
+    // The withdrawn task keeps its old agency.
+    assert_eq!(task_of_item(&pool, 2).await.lead_agencies, ["so-ldtbxh"]);
+
+    // A dissolution is noted once, and nothing moves.
+    apply(
+        &pool,
+        Payload::AgencyReorganized(dpb::AgencyReorganized {
+            kind: dpb::ReorganizationKind::Dissolve as i32,
+            sources: vec!["agencies/so-tai-chinh".into()],
+            successors: vec![],
+            effective_date: pbdate(d(2025, 3, 1)),
+        }),
+    )
+    .await;
+    let four = task_of_item(&pool, 4).await;
+    assert_eq!(four.lead_agencies, ["so-tai-chinh"]);
+    assert_eq!(
+        history(&pool, four.id).await,
+        ["ASSIGNED", "AGENCY_DISSOLVED"]
+    );
+
+    // Revocation withdraws what is open, once.
+    apply(
+        &pool,
+        Payload::DirectiveRevoked(dpb::DirectiveRevoked {
+            directive: Some(directive(vec![])),
+        }),
+    )
+    .await;
+    let open: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks WHERE stage <> 'WITHDRAWN'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(open, 0);
+    assert_eq!(
+        history(&pool, four.id).await,
+        ["ASSIGNED", "AGENCY_DISSOLVED", "WITHDRAWN"]
+    );
+    let events: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE kind = 'TASK_EVENT_KIND_WITHDRAWN'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(events, 4);
+}
+
+#[tokio::test]
+async fn who_may_do_what() {
+    let s = Service::start(at(d(2024, 9, 2))).await;
+    let mut office_c = s.tasks(&office()).await;
+    let task = office_c
+        .create_task(pb::CreateTaskRequest {
+            task: Some(pb::Task {
+                title: "Rà soát lao động".into(),
+                lead_agencies: vec!["agencies/so-ldtbxh".into()],
+                coordinating_agencies: vec!["agencies/so-tai-chinh".into()],
+                due_date: pbdate(d(2024, 9, 30)),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    let mut lead = s.tasks(&agency("so-ldtbxh")).await;
+    let mut coord = s.tasks(&agency("so-tai-chinh")).await;
+    let mut other = s.tasks(&agency("so-xay-dung")).await;
+    let mut inspector = s
+        .tasks(&who("users/thanh-tra", Some("thanh-tra"), Role::Inspector))
+        .await;
+
+    // Reading: lead, coordinator, inspector yes; another agency no.
+    let get = |name: &str| pb::GetTaskRequest { name: name.into() };
+    assert!(lead.get_task(get(&task.name)).await.is_ok());
+    assert!(coord.get_task(get(&task.name)).await.is_ok());
+    assert!(inspector.get_task(get(&task.name)).await.is_ok());
+    assert_eq!(
+        other.get_task(get(&task.name)).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    assert!(
+        other
+            .list_tasks(pb::ListTasksRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .tasks
+            .is_empty()
+    );
+    let history = pb::ListTaskHistoryRequest {
+        parent: task.name.clone(),
+    };
+    assert_eq!(
+        other.list_task_history(history).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+
+    // Progress: lead and coordinator report; the office does not.
+    let report = |pct: i32| pb::ReportProgressRequest {
+        parent: task.name.clone(),
+        report: Some(pb::ProgressReport {
+            text: "Đã khảo sát 5/9 huyện".into(),
+            percent_complete: pct,
+            evidence: vec!["Báo cáo 12/BC-SLĐTBXH".into()],
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    assert_eq!(
+        coord.report_progress(report(150)).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    coord.report_progress(report(40)).await.unwrap();
+    lead.report_progress(report(55)).await.unwrap();
+    assert_eq!(
+        office_c
+            .report_progress(report(60))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    let reports = inspector
+        .list_progress_reports(pb::ListProgressReportsRequest {
+            parent: task.name.clone(),
+            page_size: 1,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reports.reports[0].percent_complete, 55, "newest first");
+    assert!(!reports.next_page_token.is_empty());
+    assert_eq!(
+        lead.get_task(get(&task.name))
+            .await
+            .unwrap()
+            .into_inner()
+            .task
+            .unwrap()
+            .percent_complete,
+        55
+    );
+
+    // Only the lead asks for an extension; only the office decides.
+    let ask = pb::RequestExtensionRequest {
+        parent: task.name.clone(),
+        extension: Some(pb::ExtensionRequest {
+            requested_due_date: pbdate(d(2024, 10, 15)),
+            reason: "Chờ số liệu".into(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    assert_eq!(
+        coord
+            .request_extension(ask.clone())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    let ext = lead
+        .request_extension(ask)
+        .await
+        .unwrap()
+        .into_inner()
+        .extension
+        .unwrap();
+    let decide = pb::DecideExtensionRequest {
+        name: ext.name.clone(),
+        approve: true,
+        note: String::new(),
+        request_id: String::new(),
+    };
+    assert_eq!(
+        lead.decide_extension(decide.clone())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    let decided = office_c
+        .decide_extension(decide)
+        .await
+        .unwrap()
+        .into_inner();
+    let t = decided.task.unwrap();
+    assert_eq!(
+        (
+            t.due_date,
+            t.original_due_date,
+            t.extension_count,
+            t.deadline_version
+        ),
+        (pbdate(d(2024, 10, 15)), pbdate(d(2024, 9, 30)), 1, 2)
+    );
+
+    // Reassignment by the office, update by the office only.
+    let update = pb::UpdateTaskRequest {
+        task: Some(pb::Task {
+            name: task.name.clone(),
+            key_task: true,
+            title: "Rà soát".into(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["key_task".into()],
+        }),
+        request_id: String::new(),
+    };
+    assert_eq!(
+        lead.update_task(update.clone()).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let updated = office_c
+        .update_task(update)
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    assert!(updated.key_task);
+    assert_eq!(
+        updated.title, "Rà soát lao động",
+        "only masked fields change"
+    );
+    let bad_mask = pb::UpdateTaskRequest {
+        task: Some(pb::Task {
+            name: task.name.clone(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["due_date".into()],
+        }),
+        request_id: String::new(),
+    };
+    assert_eq!(
+        office_c.update_task(bad_mask).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let reassigned = office_c
+        .reassign_task(pb::ReassignTaskRequest {
+            name: task.name.clone(),
+            lead_agencies: vec!["agencies/so-xay-dung".into()],
+            coordinating_agencies: vec![],
+            reason: "Đúng chức năng".into(),
+            etag: updated.etag.clone(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    assert_eq!(reassigned.stage, pb::TaskStage::Assigned as i32);
+    assert!(other.get_task(get(&task.name)).await.is_ok());
+    assert_eq!(
+        lead.get_task(get(&task.name)).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+}
