@@ -360,21 +360,23 @@ async fn the_quang_ngai_notice_its_amendment_and_the_merger() {
     assert_eq!(event.changed_items, std::slice::from_ref(&ii4_item.name));
     assert!(event.added_items.is_empty() && event.cancelled_items.is_empty());
     assert_eq!(event.directive.unwrap(), amended);
-    // When the assignments service applies amendments, the task follows them.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let task = office
-        .tasks
-        .get_task(GetTaskRequest {
-            name: ii4_task.name.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .task
-        .unwrap();
-    if task.due_date != ii4_task.due_date {
-        assert_eq!(task.due_date, date(2024, 10, 31));
-    }
+    // The assignments service follows the amendment: the task's deadline moves,
+    // its original deadline is kept.
+    let task = eventually(Duration::from_secs(10), || {
+        let mut tasks = office.tasks.clone();
+        let name = ii4_task.name.clone();
+        async move {
+            let task = tasks
+                .get_task(GetTaskRequest { name })
+                .await
+                .ok()?
+                .into_inner()
+                .task?;
+            (task.due_date == date(2024, 10, 31)).then_some(task)
+        }
+    })
+    .await;
+    assert_eq!(task.original_due_date, ii4_task.due_date);
 
     // 4. On 1/3/2025 the Department of Labour merges into Home Affairs.
     t.clock.set(local_8am(2025, 3, 3));

@@ -612,9 +612,32 @@ async fn a_receiver_down_for_a_while_gets_everything_and_one_never_back_dead_let
     assert_eq!(delivered.len(), 3);
     assert!(delivered.iter().all(|d| d.attempts == 5), "{delivered:?}");
 
-    for hours in [5, 10, 10] {
+    // Finance's receiver stays down: each remaining step of the schedule is
+    // taken once the previous attempt was made (never by waiting on a timer).
+    let (finance_subs, never_name) = (finance.subscriptions.clone(), never_sub.name.clone());
+    let attempts_reach = |n: i32| {
+        let (subs, name) = (finance_subs.clone(), never_name.clone());
+        eventually(Duration::from_secs(10), move || {
+            let mut subs = subs.clone();
+            let name = name.clone();
+            async move {
+                let d = subs
+                    .list_deliveries(ListDeliveriesRequest {
+                        parent: name,
+                        ..Default::default()
+                    })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .deliveries;
+                (d.len() == 3 && d.iter().all(|d| d.attempts >= n)).then_some(())
+            }
+        })
+    };
+    for (hours, attempt) in [(5, 6), (10, 7), (10, 8)] {
+        attempts_reach(attempt - 1).await;
         t.clock.advance(chrono::Duration::hours(hours));
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        attempts_reach(attempt).await;
     }
     let dead = eventually(Duration::from_secs(10), || {
         let mut subs = finance.subscriptions.clone();

@@ -77,6 +77,7 @@ pub struct App {
     config: AssignmentsConfig,
     shutdown: CancellationToken,
     progress: watch::Sender<Cursor>,
+    upstream_status: consumer::ConsumerStatus,
 }
 
 impl App {
@@ -87,12 +88,21 @@ impl App {
         shutdown: CancellationToken,
     ) -> Result<App, StartError> {
         let pool = open_database(&config.service, &schema(), &storage::MIGRATIONS).await?;
-        let server = Server::bind(
+        let mut server = Server::bind(
             config.service.listen,
             shutdown.clone(),
             config.service.shutdown_grace,
         )
+        .await?
+        .with_admin(
+            config.service.admin_listen,
+            config.service.readiness.clone(),
+        )
         .await?;
+        server.watch_database(pool.clone());
+        let upstream_status = consumer::ConsumerStatus::new(upstream::SOURCE);
+        dondoc_server::metrics::consumer_collector(&server.metrics(), upstream_status.clone());
+        server.readiness().watch_consumer(upstream_status.clone());
         let wake = Wake::new();
         let state = Arc::new(State {
             streams: StreamContext {
@@ -114,12 +124,18 @@ impl App {
             config,
             shutdown,
             progress,
+            upstream_status,
         })
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.server.local_addr()
+    }
+
+    /// The admin listener's address (`/metrics`, `/healthz`, `/readyz`).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.server.admin_addr()
     }
 
     /// How far the directives stream has been applied.
@@ -135,9 +151,8 @@ impl App {
             .connect_lazy();
         let credentials = ServiceCredentials::new(self.config.service.identity.signer.clone());
         let client = DirectiveEventServiceClient::with_interceptor(channel, credentials);
-        let follower = tokio::spawn(consumer::run(
+        let follower = tokio::spawn(consumer::run_observed(
             self.state.pool.clone(),
-            upstream::SOURCE,
             move |after: Cursor| {
                 let mut client = client.clone();
                 async move {
@@ -160,6 +175,7 @@ impl App {
                 policy: self.state.policy.clone(),
             },
             self.progress,
+            self.upstream_status,
             self.shutdown.clone(),
         ));
         let ticker = tokio::spawn(recurring::run(

@@ -35,6 +35,7 @@ pub async fn extension_event(
         kind: kind as i32,
         task: Some(task.clone()),
         reason: reason.to_string(),
+        traceparent: dondoc_server::observe::current_traceparent(),
         ..Default::default()
     };
     outbox::append(conn, kind.as_str_name(), &task.name, &event.encode_to_vec())

@@ -359,6 +359,18 @@ async fn create_tasks(
 }
 
 impl Apply<DirectiveEvent> for DirectiveEvents {
+    fn origin(&self, event: &DirectiveEvent) -> dondoc_events::consumer::Origin {
+        dondoc_events::consumer::Origin {
+            traceparent: event.traceparent.clone(),
+            committed_at: event.occur_time.and_then(|t| {
+                std::time::UNIX_EPOCH.checked_add(std::time::Duration::new(
+                    u64::try_from(t.seconds).ok()?,
+                    u32::try_from(t.nanos).ok()?,
+                ))
+            }),
+        }
+    }
+
     async fn apply(&self, tx: &mut PgConnection, event: DirectiveEvent) -> Result<(), Error> {
         let stamp = event.stamp.clone().unwrap_or_default();
         let at = event

@@ -152,6 +152,8 @@ impl Service {
                     follow: Default::default(),
                     shutdown_grace: Duration::from_secs(1),
                     migrate_on_start: false,
+                    admin_listen: None,
+                    readiness: Default::default(),
                 },
                 // Nothing listens there: the consumer retries quietly.
                 directives: "http://127.0.0.1:9".parse().unwrap(),

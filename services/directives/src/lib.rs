@@ -65,7 +65,11 @@ impl App {
         storage::make_consistent(&pool)
             .await
             .map_err(|e| StartError::Config(format!("directives: {e}")))?;
-        let server = Server::bind(config.listen, shutdown.clone(), config.shutdown_grace).await?;
+        let mut server = Server::bind(config.listen, shutdown.clone(), config.shutdown_grace)
+            .await?
+            .with_admin(config.admin_listen, config.readiness.clone())
+            .await?;
+        server.watch_database(pool.clone());
         let wake = Wake::new();
         let state = Arc::new(State {
             streams: StreamContext {
@@ -89,6 +93,11 @@ impl App {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.server.local_addr()
+    }
+
+    /// The admin listener's address (`/metrics`, `/healthz`, `/readyz`).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.server.admin_addr()
     }
 
     /// Serves until shutdown, then drains.

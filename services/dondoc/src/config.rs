@@ -97,6 +97,17 @@ pub fn service(name: &str, default_listen: &str) -> anyhow::Result<ServiceConfig
         follow: follow()?,
         shutdown_grace: Duration::from_secs(parsed("DONDOC_SHUTDOWN_GRACE_SECS", 20)?),
         migrate_on_start: parsed("DONDOC_MIGRATE_ON_START", false)?,
+        admin_listen: match var("DONDOC_ADMIN_LISTEN") {
+            Some(text) => Some(
+                text.parse::<SocketAddr>()
+                    .with_context(|| format!("DONDOC_ADMIN_LISTEN={text:?} is not an address"))?,
+            ),
+            None => None,
+        },
+        readiness: dondoc_server::ReadinessSettings {
+            upstream_stale: Duration::from_secs(parsed("DONDOC_UPSTREAM_STALE_SECS", 30)?),
+            ..Default::default()
+        },
     })
 }
 

@@ -14,7 +14,7 @@ use dondoc_identity::{AssertionSigner, KeyPair, TrustedKeys};
 use dondoc_server::{IdentityConfig, ServiceConfig};
 use dondoc_time::Clock;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection};
+use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -121,7 +121,10 @@ pub async fn bootstrap_all(
     admin: &PgConnectOptions,
     passwords: &RolePasswords,
 ) -> anyhow::Result<()> {
-    let mut conn = PgConnection::connect_with(admin)
+    // The role passwords are SQL text here (ALTER ROLE takes no bind
+    // parameters): never log these statements.
+    let admin = admin.clone().disable_statement_logging();
+    let mut conn = PgConnection::connect_with(&admin)
         .await
         .context("connect to PostgreSQL as an administrator")?;
     for (schema, password) in passwords.schemas() {
@@ -174,43 +177,86 @@ pub struct Suite {
     pub assignments: SocketAddr,
     /// The notifications service's address.
     pub notifications: SocketAddr,
+    /// Each service's admin listener (`/metrics`, `/healthz`, `/readyz`):
+    /// directives, assignments, notifications.
+    pub admin: SuiteAdmin,
     shutdown: CancellationToken,
     tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
+    config: SuiteConfig,
+    /// The directives service's own token and a token cancelled once it
+    /// has stopped (for [`Suite::restart_directives`]).
+    directives_run: (CancellationToken, CancellationToken),
+}
+
+/// The services' admin addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct SuiteAdmin {
+    /// The directives service's.
+    pub directives: Option<SocketAddr>,
+    /// The assignments service's.
+    pub assignments: Option<SocketAddr>,
+    /// The notifications service's.
+    pub notifications: Option<SocketAddr>,
+}
+
+fn service_config(config: &SuiteConfig, name: &'static str, password: &str) -> ServiceConfig {
+    ServiceConfig {
+        listen: SocketAddr::new(config.service_host, 0),
+        database: config
+            .admin
+            .clone()
+            .username(&format!("dondoc_{name}"))
+            .password(password),
+        pool: PoolSettings::default(),
+        identity: IdentityConfig {
+            signer: config.keys.signer(name),
+            verifier: dondoc_identity::AssertionVerifier::new(config.keys.trusted()),
+        },
+        follow: config.follow.clone(),
+        shutdown_grace: config.shutdown_grace,
+        migrate_on_start: true,
+        // Each service's metrics on a free port of the service host.
+        admin_listen: Some(SocketAddr::new(config.service_host, 0)),
+        readiness: Default::default(),
+    }
+}
+
+/// Runs `app` on `tasks` until `token`; `stopped` is cancelled after.
+fn spawn_directives(
+    tasks: &mut JoinSet<(&'static str, anyhow::Result<()>)>,
+    app: dondoc_directives::App,
+    stopped: CancellationToken,
+) {
+    tasks.spawn(async move {
+        let result = app.run_until_stopped().await.map_err(Into::into);
+        stopped.cancel();
+        ("directives", result)
+    });
 }
 
 impl Suite {
     /// Migrates and starts the services, then the gateway in front of them.
     pub async fn start(config: SuiteConfig) -> anyhow::Result<Suite> {
         let shutdown = CancellationToken::new();
-        let trusted = config.keys.trusted();
-        let service = |name: &'static str, password: &str| ServiceConfig {
-            listen: SocketAddr::new(config.service_host, 0),
-            database: config
-                .admin
-                .clone()
-                .username(&format!("dondoc_{name}"))
-                .password(password),
-            pool: PoolSettings::default(),
-            identity: IdentityConfig {
-                signer: config.keys.signer(name),
-                verifier: dondoc_identity::AssertionVerifier::new(trusted.clone()),
-            },
-            follow: config.follow.clone(),
-            shutdown_grace: config.shutdown_grace,
-            migrate_on_start: true,
-        };
+        let service = |name: &'static str, password: &str| service_config(&config, name, password);
         let uri = |addr: SocketAddr| -> anyhow::Result<http::Uri> {
             format!("http://{addr}").parse().context("service address")
         };
 
+        let directives_token = shutdown.child_token();
         let directives = dondoc_directives::App::build(
             service(dondoc_directives::NAME, &config.passwords.directives),
             config.clock.clone(),
-            shutdown.child_token(),
+            directives_token.clone(),
         )
         .await
         .context("start the directives service")?;
         let directives_addr = directives.local_addr();
+        let mut admin = SuiteAdmin {
+            directives: directives.admin_addr(),
+            assignments: None,
+            notifications: None,
+        };
         let assignments = dondoc_assignments::App::build(
             dondoc_assignments::AssignmentsConfig {
                 service: service(dondoc_assignments::NAME, &config.passwords.assignments),
@@ -223,6 +269,7 @@ impl Suite {
         .await
         .context("start the assignments service")?;
         let assignments_addr = assignments.local_addr();
+        admin.assignments = assignments.admin_addr();
         let notifications = dondoc_notifications::App::build(
             dondoc_notifications::NotificationsConfig {
                 service: service(dondoc_notifications::NAME, &config.passwords.notifications),
@@ -237,6 +284,7 @@ impl Suite {
         .await
         .context("start the notifications service")?;
         let notifications_addr = notifications.local_addr();
+        admin.notifications = notifications.admin_addr();
         let gateway = Gateway::build(
             GatewayConfig {
                 listen: config.gateway_listen,
@@ -254,12 +302,8 @@ impl Suite {
         let gateway_addr = gateway.local_addr();
 
         let mut tasks = JoinSet::new();
-        tasks.spawn(async move {
-            (
-                "directives",
-                directives.run_until_stopped().await.map_err(Into::into),
-            )
-        });
+        let directives_stopped = CancellationToken::new();
+        spawn_directives(&mut tasks, directives, directives_stopped.clone());
         tasks.spawn(async move {
             (
                 "assignments",
@@ -283,9 +327,41 @@ impl Suite {
             directives: directives_addr,
             assignments: assignments_addr,
             notifications: notifications_addr,
+            admin,
             shutdown,
             tasks,
+            config,
+            directives_run: (directives_token, directives_stopped),
         })
+    }
+
+    /// Restarts the directives service on the same address, as a rolling
+    /// restart of its only replica does: SIGTERM (health NOT_SERVING, no
+    /// new connections, in-flight calls drain within the grace period),
+    /// then a new process on the same port. Calls that arrive meanwhile are
+    /// refused (UNAVAILABLE through the gateway) and must be retried.
+    /// `pause` is how long the service stays down after the drain.
+    pub async fn restart_directives(&mut self, pause: Duration) -> anyhow::Result<()> {
+        let (token, stopped) = &self.directives_run;
+        token.cancel();
+        stopped.cancelled().await;
+        tokio::time::sleep(pause).await;
+        let mut config = service_config(
+            &self.config,
+            dondoc_directives::NAME,
+            &self.config.passwords.directives,
+        );
+        config.listen = self.directives;
+        config.admin_listen = self.admin.directives.or(config.admin_listen);
+        let token = self.shutdown.child_token();
+        let app = dondoc_directives::App::build(config, self.config.clock.clone(), token.clone())
+            .await
+            .context("restart the directives service")?;
+        self.admin.directives = app.admin_addr();
+        let stopped = CancellationToken::new();
+        spawn_directives(&mut self.tasks, app, stopped.clone());
+        self.directives_run = (token, stopped);
+        Ok(())
     }
 
     /// Resolves when a component stops on its own (an error), naming it.

@@ -176,6 +176,19 @@ impl TraceContext {
         }
     }
 
+    /// The context of the gateway's own OpenTelemetry span (a valid
+    /// `traceparent` it produced), when tracing is on.
+    pub(crate) fn from_span(traceparent: &str) -> Option<Self> {
+        let mut parts = traceparent.split('-');
+        let (_, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        parse_traceparent(traceparent)?;
+        Some(Self {
+            trace_id: trace.to_owned(),
+            span_id: span.to_owned(),
+            flags: flags.to_owned(),
+        })
+    }
+
     /// The `traceparent` value for the backend.
     pub(crate) fn header(&self) -> String {
         format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)

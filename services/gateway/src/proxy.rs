@@ -31,6 +31,7 @@ use tonic::codegen::Bytes;
 use tonic::transport::{Channel, Endpoint};
 use tonic_types::{ErrorDetails, StatusExt};
 use tower::{Service, ServiceExt};
+use tracing::Instrument as _;
 
 use crate::auth::{API_KEY_HEADER, Authenticator, Peer};
 use crate::extras::Limits;
@@ -196,11 +197,30 @@ impl Shared {
         self.backends.iter().find(|b| path.starts_with(b.prefix))
     }
 
+    /// One call: a server span (the child of the caller's `traceparent`,
+    /// the parent of the backend's) around everything the gateway does.
     async fn handle(&self, request: http::Request<Body>) -> http::Response<Body> {
+        let span = dondoc_server::observe::server_span(request.uri().path(), request.headers());
+        // With tracing on, the backend's parent is the gateway's span;
+        // without a subscriber, a context of the gateway's own.
+        let trace = TraceContext::from_span(&dondoc_telemetry::traceparent_of(&span))
+            .unwrap_or_else(|| {
+                TraceContext::from_header(header_text(request.headers(), "traceparent").as_deref())
+            });
+        self.handle_in(request, trace, span.clone())
+            .instrument(span)
+            .await
+    }
+
+    async fn handle_in(
+        &self,
+        request: http::Request<Body>,
+        trace: TraceContext,
+        span: tracing::Span,
+    ) -> http::Response<Body> {
         let started = Instant::now();
-        let trace =
-            TraceContext::from_header(header_text(request.headers(), "traceparent").as_deref());
         let mut log = AccessLog {
+            span,
             peer: request
                 .extensions()
                 .get::<ConnInfo>()
@@ -478,6 +498,8 @@ fn grpc_code(headers: &HeaderMap) -> Option<Code> {
 
 /// What the access log records of one call.
 struct AccessLog {
+    /// The call's server span; ends with the response.
+    span: tracing::Span,
     peer: Option<std::net::SocketAddr>,
     subject: Option<String>,
     auth: Option<&'static str>,
@@ -493,6 +515,8 @@ impl AccessLog {
         let elapsed = self.started.elapsed();
         self.metrics.observe(&self.method, code, elapsed);
         let latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        dondoc_server::observe::record_status(&self.span, code);
+        let _entered = self.span.enter();
         tracing::info!(
             target: "dondoc_gateway::access",
             principal = self.subject.as_deref().unwrap_or("-"),

@@ -106,15 +106,22 @@ async fn beyond_the_concurrency_limit_calls_are_shed_at_once() {
     let mut extras = GatewayExtras::default();
     extras.limits.max_concurrent_calls = 1;
     let (env, backends) = start_generic(extras, test_jwt()).await;
-    *backends[1].1.delay.lock().unwrap() = Duration::from_millis(600);
+    // The slow call holds the only permit for 3 s; a shed call must not wait for it.
+    *backends[1].1.delay.lock().unwrap() = Duration::from_secs(3);
     let channel = env.channel().await;
     let slow = tokio::spawn(raw_unary(channel.clone(), GET_TASK, office_request(&env)));
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    while backends[1].1.count(GET_TASK) == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let started = Instant::now();
     let status = raw_unary(channel.clone(), GET_TASK, office_request(&env))
         .await
         .unwrap_err();
-    assert!(started.elapsed() < Duration::from_millis(300));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "shed after {:?}: it waited for the slow call",
+        started.elapsed()
+    );
     assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(
         status.get_error_details().error_info().unwrap().reason,

@@ -335,9 +335,21 @@ pub struct Deliverer {
     pub notifications: Wake,
     /// Settings.
     pub settings: DeliverySettings,
+    /// Counts `dondoc_webhook_deliveries_total{outcome}` when set.
+    pub metrics: Option<dondoc_server::metrics::SharedMetrics>,
 }
 
 impl Deliverer {
+    fn count(&self, outcome: &str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.count(
+                "dondoc_webhook_deliveries_total",
+                "Delivery attempts of notifications to webhook and e-mail subscriptions, by outcome (delivered, retry, dead_letter, gone).",
+                ("outcome", outcome),
+            );
+        }
+    }
+
     /// Runs until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut clock_moves = self.clock.changes();
@@ -446,9 +458,11 @@ impl Deliverer {
         let result = outcome.describe();
         let mut disabled: Option<String> = None;
         if outcome.ok() {
+            self.count("delivered");
             deliveries::settle(&mut tx, d.id, "DELIVERED", attempt, &result, None, now).await?;
             subscriptions::record_success(&mut tx, subscription.id).await?;
         } else if outcome.gone() {
+            self.count("gone");
             deliveries::settle(&mut tx, d.id, "DEAD_LETTER", attempt, &result, None, now).await?;
             disabled = Some("máy nhận trả lời 410 Gone (không còn nhận)".into());
         } else {
@@ -461,6 +475,7 @@ impl Deliverer {
                 .retry
                 .next_attempt(attempt as u32, now, retry_after);
             let dead = next.is_none();
+            self.count(if dead { "dead_letter" } else { "retry" });
             match next {
                 Some(at) => {
                     deliveries::settle(&mut tx, d.id, "PENDING", attempt, &result, Some(at), now)

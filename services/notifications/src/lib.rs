@@ -83,6 +83,7 @@ pub struct App {
     state: Arc<State>,
     config: NotificationsConfig,
     progress: watch::Sender<Cursor>,
+    upstream_status: consumer::ConsumerStatus,
 }
 
 fn channel(uri: &http::Uri) -> Channel {
@@ -100,12 +101,23 @@ impl App {
         shutdown: CancellationToken,
     ) -> Result<App, StartError> {
         let pool = open_database(&config.service, &schema(), &storage::MIGRATIONS).await?;
-        let server = Server::bind(
+        let mut server = Server::bind(
             config.service.listen,
             shutdown.clone(),
             config.service.shutdown_grace,
         )
+        .await?
+        .with_admin(
+            config.service.admin_listen,
+            config.service.readiness.clone(),
+        )
         .await?;
+        server.watch_database(pool.clone());
+        let upstream_status = consumer::ConsumerStatus::new(upstream::SOURCE);
+        let metrics = server.metrics();
+        dondoc_server::metrics::consumer_collector(&metrics, upstream_status.clone());
+        server.readiness().watch_consumer(upstream_status.clone());
+        storage::jobs::backlog_collector(&metrics, pool.clone(), clock.clone());
         let state = Arc::new(State {
             pool,
             clock,
@@ -120,12 +132,18 @@ impl App {
             state,
             config,
             progress,
+            upstream_status,
         })
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.server.local_addr()
+    }
+
+    /// The admin listener's address (`/metrics`, `/healthz`, `/readyz`).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.server.admin_addr()
     }
 
     /// How far the assignments stream has been applied.
@@ -157,15 +175,15 @@ impl App {
             clock: self.state.clock.clone(),
             notifications: self.state.notifications.clone(),
             settings: self.config.scheduler.delivery.clone(),
+            metrics: Some(self.server.metrics()),
         };
         let deliveries = tokio::spawn(deliverer.run(shutdown.clone()));
         let client = TaskEventServiceClient::with_interceptor(
             channel(&self.config.assignments),
             credentials,
         );
-        let follower = tokio::spawn(consumer::run(
+        let follower = tokio::spawn(consumer::run_observed(
             self.state.pool.clone(),
-            upstream::SOURCE,
             move |after: Cursor| {
                 let mut client = client.clone();
                 async move {
@@ -191,6 +209,7 @@ impl App {
                 names,
             },
             self.progress,
+            self.upstream_status,
             shutdown.clone(),
         ));
         let served = self

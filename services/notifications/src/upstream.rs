@@ -121,6 +121,18 @@ impl TaskEvents {
 }
 
 impl Apply<TaskEvent> for TaskEvents {
+    fn origin(&self, event: &TaskEvent) -> dondoc_events::consumer::Origin {
+        dondoc_events::consumer::Origin {
+            traceparent: event.traceparent.clone(),
+            committed_at: event.occur_time.and_then(|t| {
+                std::time::UNIX_EPOCH.checked_add(std::time::Duration::new(
+                    u64::try_from(t.seconds).ok()?,
+                    u32::try_from(t.nanos).ok()?,
+                ))
+            }),
+        }
+    }
+
     async fn apply(&self, tx: &mut PgConnection, event: TaskEvent) -> Result<(), Error> {
         let Some(task) = event.task.as_ref() else {
             return Ok(());

@@ -138,7 +138,7 @@ async fn a_lease_of_a_dead_worker_is_rescued_and_its_token_cannot_finish() {
     tasks_with_due_jobs(&pool, 1).await;
 
     // A worker claims the job and dies before handling it.
-    let dead = jobs::claim(&pool, clock.now(), 10, Duration::from_millis(300))
+    let dead = jobs::claim(&pool, clock.now(), 10, Duration::from_secs(60))
         .await
         .unwrap();
     assert_eq!(dead.len(), 1);
@@ -149,8 +149,12 @@ async fn a_lease_of_a_dead_worker_is_rescued_and_its_token_cannot_finish() {
             .unwrap()
             .is_empty()
     );
-    // Leases are about processes, so they expire in real time.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Leases are about processes and expire in real time; the test moves the
+    // expiry into the past instead of waiting for it.
+    sqlx::query("UPDATE reminder_jobs SET lease_until = clock_timestamp() - interval '1 second' WHERE lease_until IS NOT NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
     let live = scheduler(&pool, &clock, Duration::from_secs(60));
     assert_eq!(
         live.tick().await.unwrap(),
@@ -185,12 +189,13 @@ async fn two_workers_claiming_at_once_never_handle_the_same_job() {
     let clock = Clock::manual(at8(2024, 9, 27));
     tasks_with_due_jobs(&pool, 300).await;
 
-    // Concurrent claims are disjoint.
+    // Concurrent claims are disjoint while their leases hold (a lease long
+    // enough that a loaded machine cannot outlive it between the claims).
     let claims = futures::future::join_all((0..4).map(|_| {
         let pool = pool.clone();
         let now = clock.now();
         async move {
-            jobs::claim(&pool, now, 40, Duration::from_millis(200))
+            jobs::claim(&pool, now, 40, Duration::from_secs(60))
                 .await
                 .unwrap()
         }
@@ -203,7 +208,12 @@ async fn two_workers_claiming_at_once_never_handle_the_same_job() {
         }
     }
     assert_eq!(seen.len(), 160);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Those four workers die: their leases run out (set in the past rather
+    // than waited for).
+    sqlx::query("UPDATE reminder_jobs SET lease_until = clock_timestamp() - interval '1 second' WHERE lease_until IS NOT NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
 
     // Two workers drain everything concurrently (including the rescued ones).
     let run = |s: Scheduler| async move {
@@ -366,6 +376,7 @@ fn deliverer(pool: &PgPool, clock: &Clock, tweak: impl FnOnce(&mut DeliverySetti
     };
     tweak(&mut settings);
     Deliverer {
+        metrics: None,
         pool: pool.clone(),
         clock: clock.clone(),
         notifications: Wake::new(),

@@ -29,6 +29,11 @@ pub struct StoredEvent {
 
 /// Appends an event inside the caller's transaction. Wake followers with
 /// [`crate::Wake::wake`] after the commit, never inside the transaction.
+#[tracing::instrument(
+    name = "db.outbox.append",
+    skip_all,
+    fields(otel.kind = "client", db.system = "postgresql", db.operation = "INSERT", event.kind = kind)
+)]
 pub async fn append(
     tx: &mut PgConnection,
     kind: &str,

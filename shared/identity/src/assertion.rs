@@ -322,6 +322,13 @@ impl tonic::service::Interceptor for ServiceCredentials {
         request
             .metadata_mut()
             .insert(ASSERTION_HEADER, self.current());
+        // The trace continues in the called service.
+        let traceparent = dondoc_telemetry::current_traceparent();
+        if !traceparent.is_empty()
+            && let Ok(value) = traceparent.parse()
+        {
+            request.metadata_mut().insert("traceparent", value);
+        }
         Ok(request)
     }
 }

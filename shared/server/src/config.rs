@@ -46,4 +46,9 @@ pub struct ServiceConfig {
     /// Run migrations at start-up (the embedded default and tests do;
     /// deployments run `dondoc migrate` as a job first).
     pub migrate_on_start: bool,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`);
+    /// `DONDOC_ADMIN_LISTEN`, off when `None`.
+    pub admin_listen: Option<SocketAddr>,
+    /// When the service counts as ready.
+    pub readiness: crate::admin::ReadinessSettings,
 }

@@ -9,18 +9,24 @@
 //! * [`convert`]: protobuf ↔ domain conversions of dates and timestamps.
 //! * [`mutation`]: the transaction wrapper of every mutation with a
 //!   `request_id`.
+//! * [`observe`], [`metrics`], [`admin`]: server spans, Prometheus metrics,
+//!   readiness and the admin listener.
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod config;
 pub mod convert;
 pub mod listing;
+pub mod metrics;
 pub mod mutation;
+pub mod observe;
 pub mod serve;
 pub mod streams;
 
+pub use admin::{Readiness, ReadinessSettings};
 pub use config::{IdentityConfig, ServiceConfig};
-pub use serve::{Server, ServerParts, shutdown_signal};
+pub use serve::{READINESS_SERVICE, Server, ServerParts, shutdown_signal};
 
 /// Why a service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

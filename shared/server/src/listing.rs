@@ -244,6 +244,26 @@ pub fn decode_page_token<K: DeserializeOwned>(
     Ok(Some(body.k))
 }
 
+/// Cuts a page from rows read with `limit + 1`: the first `limit` rows, and
+/// the token of the next page (empty on the last), keyed by the last row.
+pub fn paginate<T, K: Serialize>(
+    mut rows: Vec<T>,
+    limit: i64,
+    query: &str,
+    key: impl Fn(&T) -> K,
+) -> (Vec<T>, String) {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    if rows.len() <= limit {
+        return (rows, String::new());
+    }
+    rows.truncate(limit);
+    let token = rows
+        .last()
+        .map(|last| encode_page_token(query, &key(last)))
+        .unwrap_or_default();
+    (rows, token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,6 +301,16 @@ mod tests {
         assert!(decode_page_token::<(i64,)>("state = DRAFT", &token).is_err());
         assert!(decode_page_token::<(i64,)>("", "garbage").is_err());
         assert_eq!(decode_page_token::<(i64,)>("x", "").unwrap(), None);
+    }
+
+    #[test]
+    fn a_page_is_cut_from_one_extra_row() {
+        let (page, token) = paginate(vec![1, 2, 3], 2, "q", |last| *last);
+        assert_eq!(page, [1, 2]);
+        assert_eq!(decode_page_token::<i32>("q", &token).unwrap(), Some(2));
+        let (page, token) = paginate(vec![1, 2], 2, "q", |last| *last);
+        assert_eq!(page, [1, 2]);
+        assert!(token.is_empty());
     }
 
     #[test]

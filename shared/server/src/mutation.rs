@@ -5,6 +5,7 @@ use dondoc_database::idempotency::{self, RequestKey};
 use dondoc_database::storage_error;
 use dondoc_errors::Error;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use tracing::Instrument as _;
 
 /// An open mutation.
 #[derive(Debug)]
@@ -12,6 +13,9 @@ pub struct Mutation {
     tx: Transaction<'static, Postgres>,
     key: Option<(String, String, String)>,
     previous: Option<Vec<u8>>,
+    /// `db.transaction`, from begin to commit (or drop), under the call's
+    /// server span.
+    span: tracing::Span,
 }
 
 impl Mutation {
@@ -22,6 +26,24 @@ impl Mutation {
         method: &str,
         principal: &str,
         request_id: &str,
+    ) -> Result<Self, Error> {
+        let span = tracing::info_span!(
+            "db.transaction",
+            otel.name = %format!("BEGIN {}", method.rsplit('/').next().unwrap_or(method)),
+            otel.kind = "client",
+            db.system = "postgresql",
+            db.operation = "transaction",
+        );
+        let begun = Self::begin_in(pool, method, principal, request_id, span.clone());
+        begun.instrument(span).await
+    }
+
+    async fn begin_in(
+        pool: &PgPool,
+        method: &str,
+        principal: &str,
+        request_id: &str,
+        span: tracing::Span,
     ) -> Result<Self, Error> {
         let mut tx = pool.begin().await.map_err(storage_error)?;
         if request_id.len() > 128 {
@@ -47,7 +69,12 @@ impl Mutation {
                 request_id.to_string(),
             ))
         };
-        Ok(Self { tx, key, previous })
+        Ok(Self {
+            tx,
+            key,
+            previous,
+            span,
+        })
     }
 
     /// The first answer to this request, when it is a retry.
@@ -58,13 +85,24 @@ impl Mutation {
             .transpose()
     }
 
+    /// The mutation's `db.transaction` span: instrument its statements with
+    /// it to nest them under the transaction.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
     /// The transaction, for the mutation's own statements.
     pub fn conn(&mut self) -> &mut PgConnection {
         &mut self.tx
     }
 
     /// Stores the answer (when a request id was given) and commits.
-    pub async fn commit<T: prost::Message>(mut self, response: &T) -> Result<(), Error> {
+    pub async fn commit<T: prost::Message>(self, response: &T) -> Result<(), Error> {
+        let span = self.span.clone();
+        self.commit_in(response).instrument(span).await
+    }
+
+    async fn commit_in<T: prost::Message>(mut self, response: &T) -> Result<(), Error> {
         if let Some((method, principal, request_id)) = &self.key {
             idempotency::remember(
                 &mut self.tx,

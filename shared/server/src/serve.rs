@@ -1,11 +1,17 @@
-//! Serving: the layer stack composed once, health and reflection for every
-//! server, and a drain on shutdown bounded by a grace period.
+//! Serving: the layer stack composed once (observe: trace span and RPC
+//! metrics; then identity), health and reflection for every server,
+//! readiness (database, upstream streams) reflected in gRPC health and on
+//! the admin listener, and a drain on shutdown bounded by a grace period.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use dondoc_identity::{AssertionVerifier, RequireAssertionLayer};
 use tokio::net::TcpListener;
+
+use crate::admin::{Readiness, ReadinessSettings};
+use crate::metrics::{Metrics, SharedMetrics};
+use crate::observe::ObserveLayer;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
@@ -20,7 +26,16 @@ pub struct Server {
     addr: SocketAddr,
     shutdown: CancellationToken,
     grace: Duration,
+    metrics: SharedMetrics,
+    readiness: Readiness,
+    database: Option<sqlx::PgPool>,
+    admin: Option<(TcpListener, SocketAddr)>,
 }
+
+/// The gRPC health name that reports readiness: SERVING while the database
+/// answers, upstream streams are open and no drain has started. The
+/// server's own name `""` is liveness: SERVING until the drain.
+pub const READINESS_SERVICE: &str = "dondoc.readiness";
 
 /// What a service hands to [`Server::serve`].
 #[derive(Debug)]
@@ -48,7 +63,27 @@ impl Server {
             addr,
             shutdown,
             grace,
+            metrics: Metrics::new(),
+            readiness: Readiness::default(),
+            database: None,
+            admin: None,
         })
+    }
+
+    /// Binds the admin listener (`/metrics`, `/healthz`, `/readyz`) too,
+    /// when `addr` is given, and applies the readiness settings.
+    pub async fn with_admin(
+        mut self,
+        addr: Option<SocketAddr>,
+        readiness: ReadinessSettings,
+    ) -> std::io::Result<Self> {
+        self.readiness.set_settings(readiness);
+        if let Some(addr) = addr {
+            let listener = TcpListener::bind(addr).await?;
+            let bound = listener.local_addr()?;
+            self.admin = Some((listener, bound));
+        }
+        Ok(self)
     }
 
     /// The bound address.
@@ -56,35 +91,86 @@ impl Server {
         self.addr
     }
 
+    /// The admin listener's address, when there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(_, addr)| *addr)
+    }
+
+    /// The service's metrics, to register collectors and counters on.
+    pub fn metrics(&self) -> SharedMetrics {
+        self.metrics.clone()
+    }
+
+    /// What readiness depends on, to add consumers to.
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// Checks `pool` periodically for readiness and reports its use.
+    pub fn watch_database(&mut self, pool: sqlx::PgPool) {
+        crate::metrics::pool_collector(&self.metrics, pool.clone());
+        self.database = Some(pool);
+    }
+
     /// Serves until shutdown, then drains in-flight calls for at most the
     /// grace period. Health turns NOT_SERVING as soon as the drain starts, so
     /// load balancers stop sending new calls.
     pub async fn serve(self, parts: ServerParts) -> Result<(), ServeError> {
         let (reporter, health) = tonic_health::server::health_reporter();
-        set_all(&reporter, &parts.service_names, ServingStatus::Serving).await;
+        let mut names = parts.service_names.clone();
+        names.push(READINESS_SERVICE);
+        reporter
+            .set_service_status("", ServingStatus::Serving)
+            .await;
+        set_all(&reporter, &names, ServingStatus::Serving).await;
+        // Admin stays up through the drain; stops when serving ends.
+        let stopped = CancellationToken::new();
+        let _stop_admin = stopped.clone().drop_guard();
+        if let Some((listener, addr)) = self.admin {
+            tracing::info!(%addr, "admin listening (/metrics, /healthz, /readyz)");
+            tokio::spawn(crate::admin::serve_admin(
+                listener,
+                self.metrics.clone(),
+                self.readiness.clone(),
+                stopped.clone(),
+            ));
+        }
+        tokio::spawn(watch_readiness(
+            self.readiness.clone(),
+            self.database.clone(),
+            reporter.clone(),
+            names.clone(),
+            self.shutdown.clone(),
+        ));
         let routes = with_reflection(parts.routes.add_service(health))?;
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let shutdown = self.shutdown.clone();
-        let names = parts.service_names.clone();
+        let readiness = self.readiness.clone();
         let signal = async move {
             shutdown.cancelled().await;
+            readiness.set_draining();
+            reporter
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
             set_all(&reporter, &names, ServingStatus::NotServing).await;
         };
         let builder = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)));
+        let observe = ObserveLayer::new(self.metrics.clone());
         let serving = async move {
             match parts.verifier {
                 Some(verifier) => {
                     builder
+                        .layer(observe)
                         .layer(RequireAssertionLayer::new(verifier))
                         .add_routes(routes)
                         .serve_with_incoming_shutdown(incoming, signal)
                         .await
                 }
                 None => {
-                    let mut builder = builder;
                     builder
+                        .layer(observe)
                         .add_routes(routes)
                         .serve_with_incoming_shutdown(incoming, signal)
                         .await
@@ -105,10 +191,55 @@ impl Server {
 }
 
 async fn set_all(reporter: &HealthReporter, names: &[&'static str], status: ServingStatus) {
-    // The empty name is the server as a whole.
-    reporter.set_service_status("", status).await;
     for name in names {
         reporter.set_service_status(*name, status).await;
+    }
+}
+
+/// Checks the database every interval and turns the service names and
+/// [`READINESS_SERVICE`] NOT_SERVING while not ready (the server's `""`
+/// stays SERVING: liveness).
+async fn watch_readiness(
+    readiness: Readiness,
+    database: Option<sqlx::PgPool>,
+    reporter: HealthReporter,
+    names: Vec<&'static str>,
+    shutdown: CancellationToken,
+) {
+    let settings = readiness.settings();
+    let mut interval = tokio::time::interval(settings.database_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_ready = true;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        if let Some(pool) = &database {
+            let check = sqlx::query("SELECT 1").execute(pool);
+            let up = matches!(
+                tokio::time::timeout(settings.database_timeout, check).await,
+                Ok(Ok(_))
+            );
+            readiness.set_database_down(!up);
+        }
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let ready = readiness.check();
+        if ready.is_ok() != last_ready {
+            match &ready {
+                Ok(()) => tracing::info!("ready again"),
+                Err(reason) => tracing::warn!(%reason, "not ready"),
+            }
+            last_ready = ready.is_ok();
+            let status = if last_ready {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            set_all(&reporter, &names, status).await;
+        }
     }
 }
 

@@ -2,21 +2,51 @@
 //!
 //! Logs go to standard error, as text for people or JSON for collectors
 //! (`DONDOC_LOG_FORMAT=json`), filtered by `DONDOC_LOG` (default `info`).
-//! When `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans are also exported over
-//! OTLP/gRPC with the service name as the resource.
+//! Every span carries an OpenTelemetry context, whether or not spans are
+//! exported, so JSON log lines inside a request carry its `trace_id` and
+//! `span_id`, and calls and events propagate W3C `traceparent`. When
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans are also exported over
+//! OTLP/gRPC with `dondoc-<component>` as the service name.
+//!
+//! Propagation helpers: [`current_traceparent`] (what an event or outgoing
+//! call carries), [`context_from_traceparent`] and [`extract`] (the parent
+//! of a server span), [`inject`] (outgoing metadata).
 
 #![forbid(unsafe_code)]
 
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{SpanContext, TraceContextExt as _, TracerProvider as _};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use tracing_opentelemetry::OtelData;
+use tracing_subscriber::fmt::format::{Format, Json, JsonFields, Writer};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
+
+pub use opentelemetry;
+pub use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Keeps the exporter alive; flushes spans when dropped.
 #[derive(Debug)]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+}
+
+impl TelemetryGuard {
+    /// Exports every finished span now (tests; before a planned exit).
+    pub fn force_flush(&self) {
+        if let Some(provider) = &self.provider {
+            let _ = provider.force_flush();
+        }
+    }
 }
 
 impl Drop for TelemetryGuard {
@@ -27,55 +57,257 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// Installs the global subscriber for `service`. Call once, at start-up.
+/// How to initialise telemetry; [`init`] reads it from the environment.
+pub struct Settings {
+    /// `dondoc-<service>` is the exported service name.
+    pub service: String,
+    /// The log filter (`tracing` syntax).
+    pub filter: String,
+    /// One JSON object per line instead of text.
+    pub json: bool,
+    /// Export spans over OTLP/gRPC to this endpoint.
+    pub otlp_endpoint: Option<String>,
+    /// How often batched spans are exported.
+    pub export_interval: Duration,
+    /// Where log lines go; standard error when `None`.
+    pub writer: Option<BoxMakeWriter>,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("service", &self.service)
+            .field("filter", &self.filter)
+            .field("json", &self.json)
+            .field("otlp_endpoint", &self.otlp_endpoint)
+            .field("export_interval", &self.export_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// The settings of `service` from the environment: `DONDOC_LOG`,
+    /// `DONDOC_LOG_FORMAT`, `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn from_env(service: &str) -> Self {
+        Self {
+            service: service.to_owned(),
+            filter: std::env::var("DONDOC_LOG").unwrap_or_else(|_| "info".to_owned()),
+            json: std::env::var("DONDOC_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")),
+            otlp_endpoint: std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .ok()
+                .filter(|e| !e.trim().is_empty()),
+            export_interval: Duration::from_secs(5),
+            writer: None,
+        }
+    }
+}
+
+/// Installs the global subscriber for `service` from the environment. Call
+/// once, at start-up, inside the Tokio runtime (the OTLP exporter's
+/// connection lives on it).
 pub fn init(service: &str) -> TelemetryGuard {
-    let filter = EnvFilter::try_from_env("DONDOC_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("DONDOC_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let fmt = if json {
+    init_with(Settings::from_env(service))
+}
+
+/// Installs the global subscriber with explicit settings. A second call in
+/// the same process changes nothing (the first subscriber stays).
+pub fn init_with(settings: Settings) -> TelemetryGuard {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let writer = settings
+        .writer
+        .unwrap_or_else(|| BoxMakeWriter::new(std::io::stderr));
+    let fmt = if settings.json {
         tracing_subscriber::fmt::layer()
-            .json()
-            .with_current_span(true)
-            .with_writer(std::io::stderr)
+            .fmt_fields(JsonFields::new())
+            .event_format(WithTraceIds(
+                tracing_subscriber::fmt::format()
+                    .json()
+                    .with_current_span(true),
+            ))
+            .with_writer(writer)
             .boxed()
     } else {
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .boxed()
+        tracing_subscriber::fmt::layer().with_writer(writer).boxed()
     };
-    let provider = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .ok()
-        .filter(|e| !e.is_empty())
-        .and_then(|_| match otlp_provider(service) {
-            Ok(provider) => Some(provider),
-            Err(error) => {
-                eprintln!("OpenTelemetry export disabled: {error}");
-                None
+    // Spans always get an OpenTelemetry context (trace ids in logs,
+    // propagation); only an endpoint adds an exporter.
+    let mut builder = SdkTracerProvider::builder().with_resource(
+        opentelemetry_sdk::Resource::builder()
+            .with_service_name(format!("dondoc-{}", settings.service))
+            .build(),
+    );
+    let mut exporting = false;
+    if let Some(endpoint) = &settings.otlp_endpoint {
+        match otlp_exporter(endpoint) {
+            Ok(exporter) => {
+                let processor = BatchSpanProcessor::builder(exporter)
+                    .with_batch_config(
+                        BatchConfigBuilder::default()
+                            .with_scheduled_delay(settings.export_interval)
+                            .build(),
+                    )
+                    .build();
+                builder = builder.with_span_processor(processor);
+                exporting = true;
             }
-        });
-    let otel = provider.as_ref().map(|p| {
-        tracing_opentelemetry::layer()
-            .with_tracer(p.tracer("dondoc"))
-            .boxed()
-    });
-    // A second init (tests, `dondoc up` after a library already did) is harmless.
-    let _ = tracing_subscriber::registry()
+            Err(error) => eprintln!("OpenTelemetry export disabled: {error}"),
+        }
+    }
+    let provider = builder.build();
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("dondoc"))
+        .with_tracked_inactivity(false)
+        .boxed();
+    let installed = tracing_subscriber::registry()
         .with(filter)
         .with(fmt)
         .with(otel)
-        .try_init();
-    TelemetryGuard { provider }
+        .try_init()
+        .is_ok();
+    if installed {
+        opentelemetry::global::set_tracer_provider(provider.clone());
+    }
+    TelemetryGuard {
+        provider: (installed && exporting).then_some(provider),
+    }
 }
 
-fn otlp_provider(service: &str) -> Result<SdkTracerProvider, String> {
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
+fn otlp_exporter(endpoint: &str) -> Result<opentelemetry_otlp::SpanExporter, String> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
+        .with_endpoint(endpoint)
+        .with_timeout(Duration::from_secs(5))
         .build()
-        .map_err(|e| e.to_string())?;
-    let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(format!("dondoc-{service}"))
-        .build();
-    Ok(SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_resource(resource)
-        .build())
+        .map_err(|e| e.to_string())
+}
+
+/// The JSON format with the OpenTelemetry `trace_id` and `span_id` of the
+/// current span added to every line written inside a span.
+struct WithTraceIds(Format<Json>);
+
+impl<S, N> FormatEvent<S, N> for WithTraceIds
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> fmt::Result {
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        let ids = ctx.event_scope().and_then(|scope| {
+            scope.into_iter().find_map(|span| {
+                let extensions = span.extensions();
+                let data = extensions.get::<OtelData>()?;
+                Some((data.trace_id()?, data.span_id()?))
+            })
+        });
+        match (ids, line.strip_prefix('{')) {
+            // An event with its own `trace_id` field (the gateway's access
+            // log) keeps it: JSON objects must not repeat a key.
+            (Some((trace_id, span_id)), Some(rest)) if !line.contains("\"trace_id\":") => {
+                write!(
+                    writer,
+                    "{{\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\",{rest}"
+                )
+            }
+            _ => writer.write_str(&line),
+        }
+    }
+}
+
+/// The current span's context as a W3C `traceparent`, or an empty string
+/// when there is none (no subscriber, or outside any span).
+pub fn current_traceparent() -> String {
+    traceparent_of(&tracing::Span::current())
+}
+
+/// A span's context as a W3C `traceparent`, or an empty string.
+pub fn traceparent_of(span: &tracing::Span) -> String {
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    if !span_context.is_valid() {
+        return String::new();
+    }
+    let mut carrier = HashMap::new();
+    TraceContextPropagator::new().inject_context(&context, &mut carrier);
+    carrier.remove("traceparent").unwrap_or_default()
+}
+
+/// The 32-hex-digit trace id of a span, when it has one.
+pub fn trace_id_of(span: &tracing::Span) -> Option<String> {
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
+}
+
+/// The remote context in a `traceparent` value (invalid when malformed or
+/// empty).
+pub fn context_from_traceparent(traceparent: &str) -> opentelemetry::Context {
+    let mut carrier = HashMap::new();
+    carrier.insert("traceparent".to_owned(), traceparent.to_owned());
+    TraceContextPropagator::new().extract(&carrier)
+}
+
+/// The remote span context of a `traceparent`, when valid: what a consumer
+/// links its work to.
+pub fn span_context_from_traceparent(traceparent: &str) -> Option<SpanContext> {
+    let context = context_from_traceparent(traceparent);
+    let span_context = context.span().span_context().clone();
+    span_context.is_valid().then_some(span_context)
+}
+
+/// The remote context in HTTP headers (`traceparent`, `tracestate`).
+pub fn extract(headers: &http::HeaderMap) -> opentelemetry::Context {
+    TraceContextPropagator::new().extract(&HeaderExtractor(headers))
+}
+
+/// Makes `span` the child of the remote parent in `headers`, when there is
+/// a valid one. Call before the span is first entered.
+pub fn set_remote_parent(span: &tracing::Span, headers: &http::HeaderMap) {
+    let parent = extract(headers);
+    if parent.span().span_context().is_valid() {
+        let _ = span.set_parent(parent);
+    }
+}
+
+/// Writes the current span's `traceparent` into outgoing HTTP headers (a
+/// service-to-service call), when there is one.
+pub fn inject_current(headers: &mut http::HeaderMap) {
+    let context = tracing::Span::current().context();
+    if context.span().span_context().is_valid() {
+        TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(headers));
+    }
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
 }

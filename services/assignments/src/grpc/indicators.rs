@@ -11,9 +11,7 @@ use dondoc_errors::{Error, Violations};
 use dondoc_identity::{Principal, principal};
 use dondoc_server::actor_of;
 use dondoc_server::convert::{agency_code, resource_id};
-use dondoc_server::listing::{
-    Condition, PageSize, decode_page_token, encode_page_token, parse_filter,
-};
+use dondoc_server::listing::{Condition, PageSize, decode_page_token, paginate, parse_filter};
 use dondoc_server::mutation::Mutation;
 use tonic::{Request, Response, Status};
 
@@ -307,12 +305,7 @@ impl IndicatorService for Indicators {
             .await
             .map_err(dondoc_database::storage_error)?;
         let rows = indicators::list(&mut conn, &query, after, limit + 1).await?;
-        let more = rows.len() as i64 > limit;
-        let page: Vec<_> = rows.into_iter().take(limit as usize).collect();
-        let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => encode_page_token(&bound, &last.id),
-            _ => String::new(),
-        };
+        let (page, next_page_token) = paginate(rows, limit, &bound, |last| last.id);
         Ok(Response::new(ListIndicatorsResponse {
             indicators: page.iter().map(indicator_to_pb).collect(),
             next_page_token,

@@ -7,7 +7,7 @@ use dondoc_contracts::assignments::v1::*;
 use dondoc_errors::Error;
 use dondoc_identity::{Principal, principal};
 use dondoc_server::convert::date_to_pb;
-use dondoc_server::listing::{PageSize, decode_page_token, encode_page_token, parse_filter};
+use dondoc_server::listing::{PageSize, decode_page_token, paginate, parse_filter};
 use tonic::{Request, Response, Status};
 
 use super::convert::counts_to_pb;
@@ -114,12 +114,7 @@ impl StatisticsService for Statistics {
             .map_err(dondoc_database::storage_error)?;
         let rows =
             statistics::rollups(&mut conn, &scope, today, &self.0.policy, after, limit + 1).await?;
-        let more = rows.len() as i64 > limit;
-        let page: Vec<_> = rows.into_iter().take(limit as usize).collect();
-        let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => encode_page_token(&bound, &last.directive_id),
-            _ => String::new(),
-        };
+        let (page, next_page_token) = paginate(rows, limit, &bound, |last| last.directive_id);
         Ok(Response::new(ListDirectiveRollupsResponse {
             rollups: page
                 .iter()

@@ -12,7 +12,7 @@ use dondoc_server::convert::{
     agency_code, date_from_pb, date_to_pb, recurrence_from_pb, recurrence_to_text, resource_id,
     stamp,
 };
-use dondoc_server::listing::{Op, PageSize, decode_page_token, encode_page_token, parse_filter};
+use dondoc_server::listing::{Op, PageSize, decode_page_token, paginate, parse_filter};
 use dondoc_server::mutation::Mutation;
 use tonic::{Request, Response, Status};
 
@@ -465,12 +465,8 @@ impl TaskService for Tasks {
             .await
             .map_err(dondoc_database::storage_error)?;
         let records = tasks::list(&mut conn, &query, today, after, limit + 1).await?;
-        let more = records.len() as i64 > limit;
-        let page: Vec<_> = records.into_iter().take(limit as usize).collect();
-        let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => encode_page_token(&scope, &(sort_due(last), last.id)),
-            _ => String::new(),
-        };
+        let (page, next_page_token) =
+            paginate(records, limit, &scope, |last| (sort_due(last), last.id));
         Ok(Response::new(ListTasksResponse {
             tasks: page.iter().map(|r| self.view(r)).collect(),
             next_page_token,
@@ -871,12 +867,7 @@ impl TaskService for Tasks {
         let id = resource_id(&r.parent, "tasks", "parent").map_err(invalid)?;
         let before: Option<i64> = decode_page_token(&r.parent, &r.page_token)?;
         let records = progress::list(&mut conn, id, before, limit + 1).await?;
-        let more = records.len() as i64 > limit;
-        let page: Vec<_> = records.into_iter().take(limit as usize).collect();
-        let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => encode_page_token(&r.parent, &last.id),
-            _ => String::new(),
-        };
+        let (page, next_page_token) = paginate(records, limit, &r.parent, |last| last.id);
         Ok(Response::new(ListProgressReportsResponse {
             reports: page.iter().map(progress_to_pb).collect(),
             next_page_token,

@@ -84,15 +84,17 @@ fn push_scope(sql: &mut QueryBuilder<Postgres>, scope: &Scope) {
         .flatten()
     {
         sql.push(" AND (")
+            // `@>` (not `= ANY`) so that the GIN indexes serve it.
+            .push("lead_agencies @> ARRAY[")
             .push_bind(agency.clone())
-            .push(" = ANY(lead_agencies) OR ")
+            .push("::text] OR coordinating_agencies @> ARRAY[")
             .push_bind(agency.clone())
-            .push(" = ANY(coordinating_agencies))");
+            .push("::text])");
     }
     if let Some(lead) = &scope.lead {
-        sql.push(" AND ")
+        sql.push(" AND lead_agencies @> ARRAY[")
             .push_bind(lead.clone())
-            .push(" = ANY(lead_agencies)");
+            .push("::text]");
     }
     if let Some(directive) = scope.directive {
         sql.push(" AND directive_id = ").push_bind(directive);

@@ -362,15 +362,17 @@ pub async fn list(
         .flatten()
     {
         sql.push(" AND (")
+            // `@>` (not `= ANY`) so that the GIN indexes serve it.
+            .push("lead_agencies @> ARRAY[")
             .push_bind(agency.clone())
-            .push(" = ANY(lead_agencies) OR ")
+            .push("::text] OR coordinating_agencies @> ARRAY[")
             .push_bind(agency.clone())
-            .push(" = ANY(coordinating_agencies))");
+            .push("::text])");
     }
     if let Some(lead) = &query.lead {
-        sql.push(" AND ")
+        sql.push(" AND lead_agencies @> ARRAY[")
             .push_bind(lead.clone())
-            .push(" = ANY(lead_agencies)");
+            .push("::text]");
     }
     if let Some(stage) = query.stage {
         sql.push(" AND stage = ").push_bind(stage.as_str());

@@ -10,7 +10,7 @@ use dondoc_events::outbox;
 use dondoc_identity::principal;
 use dondoc_server::actor_of;
 use dondoc_server::convert::{date_from_pb, date_to_pb, timestamp};
-use dondoc_server::listing::{PageSize, decode_page_token, encode_page_token, parse_filter};
+use dondoc_server::listing::{PageSize, decode_page_token, paginate, parse_filter};
 use dondoc_server::mutation::Mutation;
 use prost::Message;
 use tonic::{Request, Response, Status};
@@ -86,6 +86,7 @@ impl AgencyService for Agencies {
             payload: Some(directive_event::Payload::AgencyCreated(pb::AgencyCreated {
                 agency: response.agency.clone(),
             })),
+            traceparent: dondoc_server::observe::current_traceparent(),
             ..Default::default()
         };
         outbox::append(
@@ -172,12 +173,8 @@ impl AgencyService for Agencies {
             .await
             .map_err(dondoc_database::storage_error)?;
         let records = agencies::list(&mut conn, &query, after.as_deref(), limit + 1).await?;
-        let more = records.len() as i64 > limit;
-        let page: Vec<_> = records.into_iter().take(limit as usize).collect();
-        let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => encode_page_token(&request.filter, &last.code),
-            _ => String::new(),
-        };
+        let (page, next_page_token) =
+            paginate(records, limit, &request.filter, |last| last.code.clone());
         Ok(Response::new(ListAgenciesResponse {
             agencies: page.iter().map(agency_to_pb).collect(),
             next_page_token,
@@ -245,6 +242,7 @@ impl AgencyService for Agencies {
             payload: Some(directive_event::Payload::AgencyUpdated(pb::AgencyUpdated {
                 agency: Some(agency.clone()),
             })),
+            traceparent: dondoc_server::observe::current_traceparent(),
             ..Default::default()
         };
         outbox::append(
@@ -554,6 +552,7 @@ async fn append_reorganized(
                 effective_date: Some(date_to_pb(reorg.effective_date)),
             },
         )),
+        traceparent: dondoc_server::observe::current_traceparent(),
         ..Default::default()
     };
     outbox::append(

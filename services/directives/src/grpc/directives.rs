@@ -11,7 +11,7 @@ use dondoc_identity::{Principal, principal};
 use dondoc_server::convert::{
     date_from_pb, opt_date_to_pb, recurrence_from_pb, recurrence_to_pb, resource_id, timestamp,
 };
-use dondoc_server::listing::{Op, PageSize, decode_page_token, encode_page_token, parse_filter};
+use dondoc_server::listing::{Op, PageSize, decode_page_token, paginate, parse_filter};
 use dondoc_server::mutation::Mutation;
 use dondoc_server::{Actor, actor_of};
 use prost::Message;
@@ -303,6 +303,7 @@ async fn append_event(
         stamp: Some(actor.stamp()),
         occur_time: Some(timestamp(actor.at)),
         payload: Some(payload),
+        traceparent: dondoc_server::observe::current_traceparent(),
         ..Default::default()
     };
     outbox::append(conn, kind, &directive.name, &event.encode_to_vec())
@@ -500,12 +501,7 @@ impl DirectiveService for Directives {
             .await
             .map_err(dondoc_database::storage_error)?;
         let records = directives::list(&mut conn, &query, before, limit + 1).await?;
-        let more = records.len() as i64 > limit;
-        let page: Vec<_> = records.into_iter().take(limit as usize).collect();
-        let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => encode_page_token(&token_scope, &last.id),
-            _ => String::new(),
-        };
+        let (page, next_page_token) = paginate(records, limit, &token_scope, |last| last.id);
         Ok(Response::new(ListDirectivesResponse {
             directives: page.iter().map(directive_to_pb).collect(),
             next_page_token,
@@ -841,12 +837,9 @@ impl DirectiveService for Directives {
             .map_err(dondoc_database::storage_error)?;
         let hits =
             directives::search(&mut conn, &words, scope.as_deref(), after, limit + 1).await?;
-        let more = hits.len() as i64 > limit;
-        let page: Vec<_> = hits.into_iter().take(limit as usize).collect();
-        let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => encode_page_token(&token_scope, &(last.rank, last.record.id)),
-            _ => String::new(),
-        };
+        let (page, next_page_token) = paginate(hits, limit, &token_scope, |last| {
+            (last.rank, last.record.id)
+        });
         let terms: Vec<String> = words.split(' ').map(str::to_string).collect();
         let results = page
             .iter()

@@ -9,7 +9,7 @@ use dondoc_errors::Error;
 use dondoc_events::{Cursor, Followed, follow, outbox};
 use dondoc_identity::{Principal, principal};
 use dondoc_server::convert::{agency_code, opt_date_to_pb, resource_id, timestamp};
-use dondoc_server::listing::{Op, PageSize, decode_page_token, encode_page_token, parse_filter};
+use dondoc_server::listing::{Op, PageSize, decode_page_token, paginate, parse_filter};
 use dondoc_server::streams::ResponseStream;
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
@@ -215,14 +215,9 @@ impl NotificationService for Notifications {
         .fetch_optional(&mut *conn)
         .await
         .map_err(dondoc_database::storage_error)?;
-        let more = rows.len() as i64 > limit;
-        let page: Vec<_> = rows.into_iter().take(limit as usize).collect();
-        let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => {
-                encode_page_token(&scope, &(last.cursor.tx.to_string(), last.cursor.id))
-            }
-            _ => String::new(),
-        };
+        let (page, next_page_token) = paginate(rows, limit, &scope, |last| {
+            (last.cursor.tx.to_string(), last.cursor.id)
+        });
         Ok(Response::new(ListNotificationsResponse {
             notifications: page.iter().map(to_pb).collect(),
             next_page_token,

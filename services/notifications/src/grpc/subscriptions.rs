@@ -13,7 +13,7 @@ use dondoc_contracts::notifications::v1::{self as pb, *};
 use dondoc_errors::{Error, Violations};
 use dondoc_identity::{Principal, principal};
 use dondoc_server::convert::{agency_code, resource_id, stamp, timestamp};
-use dondoc_server::listing::{Op, PageSize, decode_page_token, encode_page_token, parse_filter};
+use dondoc_server::listing::{Op, PageSize, decode_page_token, paginate, parse_filter};
 use dondoc_server::mutation::Mutation;
 use tonic::{Request, Response, Status};
 
@@ -347,12 +347,7 @@ impl SubscriptionService for Subscriptions {
         let after: i64 = decode_page_token(&query, &request.page_token)?.unwrap_or(0);
         let mut conn = self.0.pool.acquire().await.map_err(storage)?;
         let rows = subscriptions::list(&mut conn, subscriber.as_deref(), after, limit + 1).await?;
-        let more = rows.len() as i64 > limit;
-        let page: Vec<_> = rows.into_iter().take(limit as usize).collect();
-        let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => encode_page_token(&query, &last.id),
-            _ => String::new(),
-        };
+        let (page, next_page_token) = paginate(rows, limit, &query, |last| last.id);
         Ok(Response::new(ListSubscriptionsResponse {
             subscriptions: page.iter().map(|s| to_pb(s, false)).collect(),
             next_page_token,
@@ -425,12 +420,7 @@ impl SubscriptionService for Subscriptions {
         let after: i64 = decode_page_token(&query, &request.page_token)?.unwrap_or(0);
         let mut conn = self.0.pool.acquire().await.map_err(storage)?;
         let rows = deliveries::list(&mut conn, s.id, state.as_deref(), after, limit + 1).await?;
-        let more = rows.len() as i64 > limit;
-        let page: Vec<_> = rows.into_iter().take(limit as usize).collect();
-        let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => encode_page_token(&query, &last.id),
-            _ => String::new(),
-        };
+        let (page, next_page_token) = paginate(rows, limit, &query, |last| last.id);
         Ok(Response::new(ListDeliveriesResponse {
             deliveries: page.iter().map(delivery_to_pb).collect(),
             next_page_token,

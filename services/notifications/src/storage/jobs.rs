@@ -129,3 +129,40 @@ pub async fn next_fire_at(pool: &PgPool) -> Result<Option<DateTime<Utc>>, Error>
         .await
         .map_err(storage_error)
 }
+
+/// Reminder backlog at scrape time: `dondoc_reminder_backlog` (due, not yet
+/// handled) and `dondoc_reminder_oldest_due_age_seconds`, by the injected
+/// clock. One index range scan of the partial index `reminder_jobs_due`.
+pub fn backlog_collector(
+    metrics: &dondoc_server::metrics::Metrics,
+    pool: PgPool,
+    clock: dondoc_time::Clock,
+) {
+    metrics.collect(move || {
+        let pool = pool.clone();
+        let now = clock.now();
+        async move {
+            let row: Result<(i64, Option<DateTime<Utc>>), _> = sqlx::query_as(
+                "SELECT count(*), min(fire_at) FROM reminder_jobs \
+                 WHERE state = 'PENDING' AND fire_at <= $1",
+            )
+            .bind(now)
+            .fetch_one(&pool)
+            .await;
+            let Ok((backlog, oldest)) = row else {
+                return String::new();
+            };
+            let age = oldest
+                .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
+                .unwrap_or(0.0);
+            format!(
+                "# HELP dondoc_reminder_backlog Reminder jobs due and not yet handled.\n\
+                 # TYPE dondoc_reminder_backlog gauge\n\
+                 dondoc_reminder_backlog {backlog}\n\
+                 # HELP dondoc_reminder_oldest_due_age_seconds How long the oldest due reminder has waited (0 when none).\n\
+                 # TYPE dondoc_reminder_oldest_due_age_seconds gauge\n\
+                 dondoc_reminder_oldest_due_age_seconds {age}\n"
+            )
+        }
+    });
+}

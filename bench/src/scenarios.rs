@@ -1,0 +1,894 @@
+//! The six scenarios of issue 8, each measured side by side with its peer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use dondoc_contracts::assignments::v1 as apb;
+use dondoc_contracts::common::v1::Date;
+use dondoc_contracts::directives::v1 as dpb;
+use dondoc_contracts::notifications::v1 as npb;
+use dondoc_identity::Role;
+use prost::Message;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tonic::transport::Channel;
+
+use crate::Args;
+use crate::env::{Cluster, Running, token};
+use crate::load::{self, RawCall, Stats};
+use crate::peers::{self, ECHO_PATH, PUBLISH_PATH, SUBSCRIBE_PATH};
+use crate::report::Row;
+
+const CREATE_TASK: &str = "/dondoc.assignments.v1.TaskService/CreateTask";
+const GET_TASK: &str = "/dondoc.assignments.v1.TaskService/GetTask";
+const LIST_TASKS: &str = "/dondoc.assignments.v1.TaskService/ListTasks";
+const STATISTICS: &str = "/dondoc.assignments.v1.StatisticsService/GetTaskStatistics";
+const SUBSCRIBE: &str = "/dondoc.notifications.v1.NotificationService/Subscribe";
+
+fn bearer(token: &str) -> Vec<(&'static str, String)> {
+    vec![("authorization", format!("Bearer {token}"))]
+}
+
+fn office_token() -> String {
+    token("users/bench-office", "vp-ubnd", Role::Office)
+}
+
+async fn closed_loop(
+    channels: &[Channel],
+    call: &RawCall,
+    workers: usize,
+    duration: Duration,
+    rate: Option<f64>,
+) -> Stats {
+    let channels: Arc<Vec<Channel>> = Arc::new(channels.to_vec());
+    let call = call.clone();
+    load::run(workers, duration, rate, move |w, _| {
+        let channel = channels[w % channels.len()].clone();
+        let call = call.clone();
+        async move {
+            call.send(&channel)
+                .await
+                .map(|_| ())
+                .map_err(|s| s.to_string())
+        }
+    })
+    .await
+}
+
+/// Scenario 1: Gateway overhead: the echo backend directly, through the gateway and
+/// through nginx `grpc_pass`, at the same concurrency.
+pub async fn gateway(args: &Args) -> anyhow::Result<Vec<Row>> {
+    const S: &str = "1 gateway";
+    let echo = peers::spawn_echo().await?;
+    let nginx = peers::start_nginx(echo).await?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let keys = dondoc::suite::SuiteKeys::generate();
+    let gateway = crate::env::start_gateway(echo, echo, echo, &keys, shutdown.clone()).await?;
+    let call = RawCall::new(
+        ECHO_PATH,
+        &dpb::GetAgencyRequest {
+            name: "agencies/so-ldtbxh".into(),
+        },
+        &bearer(&office_token()),
+    );
+    let targets = [
+        ("direct", echo),
+        ("gateway", gateway),
+        ("nginx", nginx.addr),
+    ];
+    let mut channels = Vec::new();
+    for (_, addr) in targets {
+        let c = load::connections(addr, args.connections).await?;
+        // Warm up: connections, nginx's upstream keepalive, JIT-free but caches.
+        let _ = closed_loop(
+            &c,
+            &call,
+            args.concurrency,
+            Duration::from_millis(300),
+            None,
+        )
+        .await;
+        channels.push(c);
+    }
+    let mut saturated = Vec::new();
+    for ((name, _), c) in targets.iter().zip(&channels) {
+        let stats = closed_loop(c, &call, args.concurrency, args.duration_resolved, None).await;
+        println!(
+            "  saturation {name:<8} c={} {}",
+            args.concurrency,
+            stats.line()
+        );
+        saturated.push(stats);
+    }
+    let half = 0.5 * saturated[1].rate().min(saturated[2].rate());
+    let mut paced = Vec::new();
+    for ((name, _), c) in targets.iter().zip(&channels) {
+        let stats = closed_loop(
+            c,
+            &call,
+            args.concurrency,
+            args.duration_resolved,
+            Some(half),
+        )
+        .await;
+        println!("  at {half:.0}/s  {name:<8} {}", stats.line());
+        paced.push(stats);
+    }
+    shutdown.cancel();
+    drop(nginx);
+    let added = |i: usize| (paced[i].ms(0.5) - paced[0].ms(0.5)).max(0.0);
+    let c = args.concurrency;
+    Ok(vec![
+        Row::info(
+            S,
+            format!("direct to echo, c={c}"),
+            saturated[0].rate(),
+            f64::NAN,
+            "calls/s",
+        ),
+        Row::new(
+            S,
+            format!("throughput, c={c}"),
+            saturated[1].rate(),
+            saturated[2].rate(),
+            "calls/s",
+            ">= 1.0x nginx",
+            |_, _, r| r >= 1.0,
+        ),
+        Row::info(
+            S,
+            format!("p99 at saturation, c={c}"),
+            saturated[1].ms(0.99),
+            saturated[2].ms(0.99),
+            "ms",
+        ),
+        Row::new(
+            S,
+            format!("added median at {half:.0}/s (half sat.)"),
+            added(1),
+            added(2),
+            "ms",
+            "<= nginx",
+            |o, p, _| o <= p,
+        ),
+        Row::new(
+            S,
+            "added median at half sat.",
+            added(1),
+            1.0,
+            "ms",
+            "< 1 ms",
+            |o, _, _| o < 1.0,
+        ),
+    ])
+}
+
+fn create_task_request(tag: &str, w: usize, i: u64) -> Bytes {
+    let today = chrono::Utc::now().date_naive() + chrono::Days::new(60);
+    use chrono::Datelike;
+    Bytes::from(
+        apb::CreateTaskRequest {
+            task: Some(apb::Task {
+                title: format!("Báo cáo kết quả thực hiện nhiệm vụ {w}-{i}"),
+                lead_agencies: vec!["agencies/so-bench".into()],
+                due_date: Some(Date {
+                    year: today.year(),
+                    month: today.month() as i32,
+                    day: today.day() as i32,
+                }),
+                ..Default::default()
+            }),
+            request_id: format!("{tag}-{w}-{i}"),
+        }
+        .encode_to_vec(),
+    )
+}
+
+fn write_script() -> String {
+    let method = CREATE_TASK;
+    let payload = "ab".repeat(200);
+    let response = "cd".repeat(150);
+    format!(
+        "\\set r random(1, 1000000000000)\n\
+BEGIN;\n\
+SELECT pg_advisory_xact_lock(hashtextextended('{method}' || '/' || 'users/bench-office' || '/' || 'pgb-' || :client_id || '-' || :r, 0));\n\
+SELECT response FROM idempotency_keys WHERE method = '{method}' AND principal = 'users/bench-office' AND request_id = 'pgb-' || :client_id || '-' || :r;\n\
+INSERT INTO tasks (title, description, directive_id, directive_item_id, directive_number, reference, lead_agencies, coordinating_agencies, assigner, assign_date, due_date, original_due_date, recurrence, priority, key_task, created_by, created_agency, created_at, updated_by, updated_agency, updated_at) VALUES ('Báo cáo kết quả thực hiện nhiệm vụ ' || :r, '', NULL, NULL, '', '', '{{so-bench}}', '{{}}', 'vp-ubnd', current_date, current_date + 60, current_date + 60, NULL, 'NORMAL', false, 'users/bench-office', 'vp-ubnd', now(), 'users/bench-office', 'vp-ubnd', now()) ON CONFLICT (directive_item_id) DO NOTHING RETURNING id, title, description, lead_agencies, coordinating_agencies, assigner, assign_date, due_date, priority, key_task, stage, percent_complete, extension_count, deadline_version, version, created_by, created_at, updated_by, updated_at \\gset t_\n\
+INSERT INTO task_history (task_id, action, from_stage, to_stage, due_date, reason, actor, agency, at) VALUES (:t_id, 'ASSIGNED', NULL, 'ASSIGNED', current_date + 60, '', 'users/bench-office', 'vp-ubnd', now());\n\
+INSERT INTO outbox (event_id, kind, aggregate, payload) VALUES (gen_random_uuid(), 'TASK_ASSIGNED', 'tasks/' || :t_id, '\\x{payload}'::bytea);\n\
+INSERT INTO idempotency_keys (method, principal, request_id, response) VALUES ('{method}', 'users/bench-office', 'pgb-' || :client_id || '-' || :r, '\\x{response}'::bytea);\n\
+END;\n"
+    )
+}
+
+/// Scenario 2: Write path: CreateTask through the gateway against pgbench running
+/// the same statements, at 1, 16 and 64 clients, on a durable cluster.
+pub async fn write(args: &Args) -> anyhow::Result<Vec<Row>> {
+    const S: &str = "2 write";
+    let cluster = Cluster::start(true).await?;
+    let running = Running::start(&cluster).await?;
+    let token = office_token();
+    let call = RawCall::new(
+        CREATE_TASK,
+        &apb::CreateTaskRequest::default(),
+        &bearer(&token),
+    );
+    let mut rows = Vec::new();
+    let clients: &[usize] = if args.quick { &[1, 16] } else { &[1, 16, 64] };
+    let channels = load::connections(running.gateway, args.connections).await?;
+    // Warm-up (and a check that the call works).
+    call.send_with(&channels[0], create_task_request("warm", 0, 0))
+        .await
+        .context("CreateTask through the gateway")?;
+    let target = cluster.pgbench_target("dondoc_assignments");
+    let nonce: u32 = rand::random();
+    for &c in clients {
+        let ch: Arc<Vec<Channel>> = Arc::new(channels.clone());
+        let call2 = call.clone();
+        let tag = format!("b{nonce:x}c{c}");
+        let stats = load::run(c, args.duration_resolved, None, move |w, i| {
+            let channel = ch[w % ch.len()].clone();
+            let call = call2.clone();
+            let body = create_task_request(&tag, w, i);
+            async move {
+                call.send_with(&channel, body)
+                    .await
+                    .map(|_| ())
+                    .map_err(|s| s.to_string())
+            }
+        })
+        .await;
+        println!("  gateway CreateTask c={c:<3} {}", stats.line());
+        let pg = peers::pgbench(&target, &write_script(), c, args.duration_resolved).await?;
+        println!(
+            "  pgbench same SQL   c={c:<3} {:>9.0}/s avg {:.3} ms ({} transactions)",
+            pg.tps, pg.latency_ms, pg.transactions
+        );
+        rows.push(Row::new(
+            S,
+            format!("CreateTask tx/s, {c} clients"),
+            stats.rate(),
+            pg.tps,
+            "tx/s",
+            ">= 0.7x pgbench",
+            |_, _, r| r >= 0.7,
+        ));
+        rows.push(Row::info(
+            S,
+            format!("mean latency, {c} clients"),
+            stats.hist.mean() / 1000.0,
+            pg.latency_ms,
+            "ms",
+        ));
+    }
+    running.stop().await;
+    Ok(rows)
+}
+
+/// Generates `tasks` tasks over 500 agencies and 20,000 directives straight
+/// into the assignments schema, then ANALYZE.
+async fn generate_tasks(cluster: &Cluster, tasks: u64) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut admin = cluster.connect().await?;
+    sqlx::query(
+        "INSERT INTO assignments.tasks (title, directive_id, directive_number, reference, lead_agencies, \
+           coordinating_agencies, assigner, assign_date, due_date, original_due_date, priority, key_task, stage, \
+           completion_date, created_by, created_agency, created_at, updated_by, updated_agency, updated_at) \
+         SELECT 'Nhiệm vụ số ' || g, 1 + g % 20000, (1 + g % 20000) || '/TB-UBND', 'II.' || (g % 9), \
+           ARRAY['ag-' || (g % 500)], \
+           CASE WHEN g % 3 = 0 THEN ARRAY['ag-' || ((g * 7 + 3) % 500)] ELSE '{}'::text[] END, \
+           'vp-ubnd', d.assign, d.due, d.due, 'NORMAL', g % 50 = 0, s.stage, \
+           CASE WHEN s.stage = 'COMPLETED' THEN d.assign + (g % 120)::int END, \
+           'users/gen', 'vp-ubnd', now(), 'users/gen', 'vp-ubnd', now() \
+         FROM generate_series(1, $1::bigint) AS g \
+         CROSS JOIN LATERAL (SELECT DATE '2024-01-01' + (g % 700)::int AS assign, \
+           CASE WHEN g % 10 = 0 THEN NULL ELSE DATE '2024-01-01' + (g % 700)::int + (g % 180)::int END AS due) AS d \
+         CROSS JOIN LATERAL (SELECT (ARRAY['ASSIGNED','IN_PROGRESS','SUBMITTED','COMPLETED','COMPLETED','COMPLETED','WITHDRAWN'])[1 + (g % 7)::int] AS stage) AS s",
+    )
+    .bind(tasks as i64)
+    .execute(&mut admin)
+    .await?;
+    sqlx::query("ANALYZE assignments.tasks")
+        .execute(&mut admin)
+        .await?;
+    Ok(started.elapsed())
+}
+
+/// The plan's node lines (no costs), for comparing shapes.
+async fn plan(cluster: &Cluster, sql: &str) -> anyhow::Result<Vec<String>> {
+    let mut admin = cluster.connect().await?;
+    let lines: Vec<(String,)> = sqlx::query_as(&format!("EXPLAIN (COSTS OFF) {sql}"))
+        .fetch_all(&mut admin)
+        .await?;
+    Ok(lines
+        .into_iter()
+        .map(|(l,)| l)
+        .filter(|l| !l.trim_start().starts_with("Filter") && !l.trim_start().starts_with("Recheck"))
+        .collect())
+}
+
+/// Scenario 3: Read path at province scale.
+pub async fn read(args: &Args) -> anyhow::Result<Vec<Row>> {
+    const S: &str = "3 read";
+    let tasks = if args.quick { 50_000 } else { 1_000_000 };
+    let cluster = Cluster::start(false).await?;
+    let took = generate_tasks(&cluster, tasks).await?;
+    println!("  generated {tasks} tasks in {:.1} s", took.as_secs_f64());
+    let running = Running::start(&cluster).await?;
+    let token = office_token();
+    let channels = load::connections(running.gateway, args.connections).await?;
+    let queries: Vec<(&str, &str, Vec<u8>, f64)> = vec![
+        (
+            "ListTasks page of 50, agency filter",
+            LIST_TASKS,
+            apb::ListTasksRequest {
+                page_size: 50,
+                filter: r#"agency = "agencies/ag-17""#.into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+            20.0,
+        ),
+        (
+            "ListTasks page of 50, lead + stage",
+            LIST_TASKS,
+            apb::ListTasksRequest {
+                page_size: 50,
+                filter: r#"lead = "agencies/ag-42" AND stage = IN_PROGRESS"#.into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+            20.0,
+        ),
+        (
+            "ListTasks page of 50, no filter",
+            LIST_TASKS,
+            apb::ListTasksRequest {
+                page_size: 50,
+                ..Default::default()
+            }
+            .encode_to_vec(),
+            20.0,
+        ),
+        (
+            "ListTasks page of 50, directive",
+            LIST_TASKS,
+            apb::ListTasksRequest {
+                page_size: 50,
+                filter: r#"directive = "directives/1234""#.into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+            20.0,
+        ),
+        (
+            "GetTaskStatistics, one agency",
+            STATISTICS,
+            apb::GetTaskStatisticsRequest {
+                filter: r#"agency = "agencies/ag-17""#.into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+            50.0,
+        ),
+        (
+            "GetTaskStatistics, province-wide",
+            STATISTICS,
+            apb::GetTaskStatisticsRequest::default().encode_to_vec(),
+            50.0,
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (name, path, body, goal) in queries {
+        let call = RawCall {
+            body: Bytes::from(body),
+            ..RawCall::new(path, &apb::ListTasksRequest::default(), &bearer(&token))
+        };
+        call.send(&channels[0])
+            .await
+            .with_context(|| format!("{name} through the gateway"))?;
+        let workers = args.concurrency.min(4);
+        let stats = closed_loop(&channels, &call, workers, args.duration_resolved, None).await;
+        println!("  {name:<40} c={workers} {}", stats.line());
+        rows.push(Row::new(
+            S,
+            format!("{name}: p99 (c={workers})"),
+            stats.ms(0.99),
+            goal,
+            "ms",
+            &format!("< {goal} ms"),
+            |o, g, _| o < g,
+        ));
+    }
+    // The plans of the statements the service sends next to hand-written SQL.
+    let service_sql = crate::SERVICE_AGENCY_PAGE.to_string();
+    let hand_sql = "SELECT * FROM assignments.tasks WHERE (lead_agencies @> ARRAY['ag-17'] OR coordinating_agencies @> ARRAY['ag-17']) \
+         ORDER BY COALESCE(due_date, DATE '9999-12-31'), id LIMIT 51";
+    for (label, sql) in [
+        ("service", service_sql.as_str()),
+        ("hand-written", hand_sql),
+    ] {
+        println!("  EXPLAIN agency page, {label}:");
+        for line in plan(&cluster, sql).await? {
+            println!("    {line}");
+        }
+    }
+    let stats_hand = "SELECT COUNT(*) FILTER (WHERE stage <> 'WITHDRAWN'), COUNT(*) FILTER (WHERE stage = 'COMPLETED') FROM assignments.tasks WHERE recurrence IS NULL";
+    println!("  EXPLAIN province statistics, hand-written:");
+    for line in plan(&cluster, stats_hand).await? {
+        println!("    {line}");
+    }
+    running.stop().await;
+    Ok(rows)
+}
+
+/// A child process serving streams, whose memory and CPU are measured.
+struct Child {
+    child: tokio::process::Child,
+    pid: u32,
+    addr: std::net::SocketAddr,
+    extra: String,
+}
+
+async fn spawn_child(args: &[String]) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe()?;
+    let mut child = tokio::process::Command::new(exe)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().context("child pid")?;
+    let stdout = child.stdout.take().context("child stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .context("child did not start in time")??
+        .context("child exited")?;
+    let mut parts = line.split_whitespace().skip(1);
+    let addr = parts.next().context("child address")?.parse()?;
+    let extra = parts.next().unwrap_or("").to_string();
+    Ok(Child {
+        child,
+        pid,
+        addr,
+        extra,
+    })
+}
+
+/// Opens `streams` server streams over `streams / per_conn` connections;
+/// each counts the messages it receives into `received`.
+async fn open_streams(
+    addr: std::net::SocketAddr,
+    call: &RawCall,
+    streams: usize,
+    per_conn: usize,
+    received: Arc<AtomicU64>,
+    limit: Duration,
+) -> anyhow::Result<(usize, Duration)> {
+    let started = Instant::now();
+    let channels = load::connections(addr, streams.div_ceil(per_conn)).await?;
+    let opened = Arc::new(AtomicU64::new(0));
+    let mut joins = tokio::task::JoinSet::new();
+    for s in 0..streams {
+        let channel = channels[s / per_conn].clone();
+        let call = call.clone();
+        let received = received.clone();
+        let opened = opened.clone();
+        joins.spawn(async move {
+            let mut grpc = tonic::client::Grpc::new(channel);
+            if grpc.ready().await.is_err() {
+                return;
+            }
+            let mut request = tonic::Request::new(call.body.clone());
+            for (k, v) in call.metadata.iter() {
+                request.metadata_mut().insert(k.clone(), v.clone());
+            }
+            let Ok(response) = grpc
+                .server_streaming(request, call.path.clone(), load::RawCodec)
+                .await
+            else {
+                return;
+            };
+            opened.fetch_add(1, Ordering::Relaxed);
+            let mut stream = response.into_inner();
+            while let Ok(Some(message)) = stream.message().await {
+                // Checkpoints (field 2 of SubscribeResponse) are not messages.
+                if message.first() != Some(&0x12) {
+                    received.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        // Pace the opening a little so the server is not handed 20,000 at once.
+        if s % 500 == 499 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    while (opened.load(Ordering::Relaxed) as usize) < streams && started.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let open = opened.load(Ordering::Relaxed) as usize;
+    // The streams live as long as the process (the children are killed after).
+    std::mem::forget(joins);
+    Ok((open, started.elapsed()))
+}
+
+async fn wait_for(received: &AtomicU64, target: u64, limit: Duration) -> (u64, Duration) {
+    let started = Instant::now();
+    while received.load(Ordering::Relaxed) < target && started.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (received.load(Ordering::Relaxed), started.elapsed())
+}
+
+/// Scenario 4: Subscribers: idle notification streams' memory and a fan-out burst,
+/// against a minimal tonic broadcast server (each in its own process).
+pub async fn subscribers(args: &Args) -> anyhow::Result<Vec<Row>> {
+    const S: &str = "4 subscribers";
+    let streams = if args.quick { 1_000 } else { 20_000 };
+    let burst: u64 = if args.quick { 10 } else { 20 };
+    let per_conn = 100;
+    let limit = Duration::from_secs(60);
+    let me = std::process::id();
+
+    // The reference.
+    let reference = spawn_child(&["serve-broadcast".into()]).await?;
+    let rss0 = load::rss_kib(reference.pid);
+    let received = Arc::new(AtomicU64::new(0));
+    let call = RawCall::new(SUBSCRIBE_PATH, &npb::SubscribeRequest::default(), &[]);
+    let (open_ref, _) = open_streams(
+        reference.addr,
+        &call,
+        streams,
+        per_conn,
+        received.clone(),
+        limit,
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ref_per_stream = (load::rss_kib(reference.pid).saturating_sub(rss0)) as f64 * 1024.0
+        / open_ref.max(1) as f64;
+    println!(
+        "  broadcast reference: {open_ref} streams, {:.0} B/stream",
+        ref_per_stream
+    );
+    let publish = RawCall::new(PUBLISH_PATH, &npb::SubscribeRequest::default(), &[]);
+    let ch = load::connections(reference.addr, 1).await?;
+    let (cpu0, own0) = (load::machine_cpu_seconds(), load::process_cpu_seconds(me));
+    publish
+        .send_with(
+            &ch[0],
+            Bytes::copy_from_slice(&(burst as u32).to_be_bytes()),
+        )
+        .await?;
+    let (got_ref, took_ref) = wait_for(&received, open_ref as u64 * burst, limit).await;
+    let ref_cpu = (load::machine_cpu_seconds() - cpu0) - (load::process_cpu_seconds(me) - own0);
+    let ref_rate = got_ref as f64 / ref_cpu.max(0.01);
+    println!(
+        "  broadcast reference: {got_ref} deliveries in {:.3} s, {:.2} server CPU-s",
+        took_ref.as_secs_f64(),
+        ref_cpu
+    );
+    drop(reference.child);
+
+    // dondoc's notification service.
+    let cluster = Cluster::start(false).await?;
+    let options = cluster.cluster.options();
+    let ours = spawn_child(&[
+        "serve-notifications".into(),
+        options.socket_dir.display().to_string(),
+    ])
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss0 = load::rss_kib(ours.pid);
+    let received = Arc::new(AtomicU64::new(0));
+    let call = RawCall::new(
+        SUBSCRIBE,
+        &npb::SubscribeRequest::default(),
+        &[(dondoc_identity::ASSERTION_HEADER, ours.extra.clone())],
+    );
+    let (open_ours, open_took) =
+        open_streams(ours.addr, &call, streams, per_conn, received.clone(), limit).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ours_per_stream =
+        (load::rss_kib(ours.pid).saturating_sub(rss0)) as f64 * 1024.0 / open_ours.max(1) as f64;
+    println!(
+        "  dondoc notifications: {open_ours} streams opened in {:.1} s, {:.0} B/stream",
+        open_took.as_secs_f64(),
+        ours_per_stream
+    );
+    let idle_cpu0 = load::process_cpu_seconds(ours.pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_cpu = (load::process_cpu_seconds(ours.pid) - idle_cpu0) / 2.0;
+    println!(
+        "  dondoc notifications: idle CPU {:.2} cores for {open_ours} idle streams",
+        idle_cpu
+    );
+    received.store(0, Ordering::Relaxed);
+    let (cpu0, own0) = (load::machine_cpu_seconds(), load::process_cpu_seconds(me));
+    let mut admin = cluster.connect().await?;
+    sqlx::query(
+        "INSERT INTO notifications.notifications (notification_id, dedupe_key, kind, recipient, task_id, \
+           directive_number, lead_agency, title, body, notified_at) \
+         SELECT gen_random_uuid(), 'bench:' || gen_random_uuid(), 'DUE_SOON', 'so-bench', g, '534/TB-UBND', 'so-bench', \
+           'Nhiệm vụ sắp đến hạn', 'Nhiệm vụ \"Tham mưu trình HĐND tỉnh Nghị quyết hỗ trợ\" (534/TB-UBND) đến hạn ngày 04/12/2026, còn 3 ngày làm việc.', now() \
+         FROM generate_series(1, $1::bigint) g",
+    )
+    .bind(burst as i64)
+    .execute(&mut admin)
+    .await?;
+    let (got_ours, took_ours) = wait_for(&received, open_ours as u64 * burst, limit).await;
+    let ours_cpu = (load::machine_cpu_seconds() - cpu0) - (load::process_cpu_seconds(me) - own0);
+    let ours_rate = got_ours as f64 / ours_cpu.max(0.01);
+    println!(
+        "  dondoc notifications: {got_ours} deliveries in {:.3} s, {:.2} server+db CPU-s",
+        took_ours.as_secs_f64(),
+        ours_cpu
+    );
+    drop(ours.child);
+    Ok(vec![
+        Row::info(
+            S,
+            "idle streams open",
+            open_ours as f64,
+            open_ref as f64,
+            "streams",
+        ),
+        Row::new(
+            S,
+            "memory per idle stream",
+            ours_per_stream,
+            ref_per_stream,
+            "bytes",
+            "<= 1.5x broadcast",
+            |_, _, r| r <= 1.5,
+        ),
+        Row::info(S, "idle CPU of the stream server", idle_cpu, 0.0, "cores"),
+        Row::info(
+            S,
+            format!("fan-out: burst of {burst} to every stream, time to last"),
+            took_ours.as_secs_f64(),
+            took_ref.as_secs_f64(),
+            "s",
+        ),
+        Row::new(
+            S,
+            "fan-out deliveries per CPU-second",
+            ours_rate,
+            ref_rate,
+            "msg/core-s",
+            ">= 0.8x broadcast",
+            |_, _, r| r >= 0.8,
+        ),
+    ])
+}
+
+/// Scenario 5: Reminder pipeline: reminders falling due at once, until the last one
+/// reaches its stream subscriber; claims against pgbench's SKIP LOCKED claim.
+pub async fn reminders(args: &Args) -> anyhow::Result<Vec<Row>> {
+    const S: &str = "5 reminders";
+    let jobs: i64 = if args.quick { 5_000 } else { 100_000 };
+    let cluster = Cluster::start(false).await?;
+    let running = Running::start(&cluster).await?;
+    let token = token("users/bench-agency", "so-bench", Role::Agency);
+    let received = Arc::new(AtomicU64::new(0));
+    let call = RawCall::new(
+        SUBSCRIBE,
+        &npb::SubscribeRequest::default(),
+        &bearer(&token),
+    );
+    let (open, _) = open_streams(
+        running.gateway,
+        &call,
+        1,
+        1,
+        received.clone(),
+        Duration::from_secs(10),
+    )
+    .await?;
+    anyhow::ensure!(
+        open == 1,
+        "the subscription through the gateway did not open"
+    );
+    let mut admin = cluster.connect().await?;
+    let started = Instant::now();
+    let mut tx = sqlx::Connection::begin(&mut admin).await?;
+    sqlx::query(
+        "INSERT INTO notifications.task_deadlines (task_id, title, directive_number, reference, lead_agencies, \
+           assigner, due_date, deadline_version, open) \
+         SELECT g, 'Nhiệm vụ số ' || g, '534/TB-UBND', 'II.4', ARRAY['so-bench'], 'vp-ubnd', \
+           (now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date, 1, true FROM generate_series(1, $1::bigint) g",
+    )
+    .bind(jobs)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO notifications.reminder_jobs (task_id, key, kind, deadline_version, fire_at) \
+         SELECT g, 'due-today', 'DUE_TODAY', 1, now() - interval '1 minute' FROM generate_series(1, $1::bigint) g",
+    )
+    .bind(jobs)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let inserted = started.elapsed();
+    let (got, took) = wait_for(
+        &received,
+        jobs as u64,
+        Duration::from_secs(60).min(args.duration_resolved * 6),
+    )
+    .await;
+    let done: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notifications.reminder_jobs WHERE state <> 'PENDING'",
+    )
+    .fetch_one(&mut admin)
+    .await?;
+    let service_rate = done as f64 / took.as_secs_f64();
+    println!(
+        "  {jobs} jobs inserted in {:.2} s; {got} reached the subscriber in {:.2} s; {done} jobs handled ({service_rate:.0}/s)",
+        inserted.as_secs_f64(),
+        took.as_secs_f64()
+    );
+    running.stop().await;
+
+    // The peer: the same claim statement, batch 100, on a copy of the table.
+    sqlx::query("CREATE SCHEMA bench_peer")
+        .execute(&mut admin)
+        .await?;
+    sqlx::query(
+        "CREATE TABLE bench_peer.reminder_jobs (LIKE notifications.reminder_jobs INCLUDING ALL)",
+    )
+    .execute(&mut admin)
+    .await?;
+    sqlx::query("CREATE SEQUENCE bench_peer.reminder_fencing")
+        .execute(&mut admin)
+        .await?;
+    sqlx::query(
+        "INSERT INTO bench_peer.reminder_jobs (id, task_id, key, kind, deadline_version, fire_at) \
+         SELECT g, g, 'due-today', 'DUE_TODAY', 1, now() - interval '1 minute' FROM generate_series(1, $1::bigint) g",
+    )
+    .bind(jobs)
+    .execute(&mut admin)
+    .await?;
+    sqlx::query("ANALYZE bench_peer.reminder_jobs")
+        .execute(&mut admin)
+        .await?;
+    let script = "UPDATE bench_peer.reminder_jobs SET lease_token = nextval('bench_peer.reminder_fencing'), \
+         lease_until = clock_timestamp() + make_interval(secs => 60), attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM bench_peer.reminder_jobs WHERE state = 'PENDING' AND fire_at <= now() \
+           AND (lease_until IS NULL OR lease_until < clock_timestamp()) \
+           ORDER BY fire_at, id LIMIT 100 FOR UPDATE SKIP LOCKED) \
+         RETURNING id, task_id, key, kind, deadline_version, fire_at, lease_token;\n";
+    let pg = peers::pgbench(
+        &cluster.pgbench_target("postgres"),
+        script,
+        1,
+        args.duration_resolved.min(Duration::from_secs(10)),
+    )
+    .await?;
+    let claimed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM bench_peer.reminder_jobs WHERE lease_token IS NOT NULL",
+    )
+    .fetch_one(&mut admin)
+    .await?;
+    // Each transaction claims 100 until the table runs out.
+    let peer_rate = if claimed < jobs {
+        pg.tps * 100.0
+    } else {
+        claimed as f64 / (claimed as f64 / 100.0 / pg.tps)
+    };
+    println!(
+        "  pgbench claim batch 100: {:.0} claims/s ({claimed} claimed)",
+        peer_rate
+    );
+    Ok(vec![
+        Row::info(
+            S,
+            format!("{jobs} due at once: time until the last reaches its subscriber"),
+            took.as_secs_f64(),
+            f64::NAN,
+            "s",
+        ),
+        Row::info(
+            S,
+            "reminders delivered to the subscriber",
+            got as f64,
+            jobs as f64,
+            "msgs",
+        ),
+        Row::info(
+            S,
+            "jobs claimed+handled per second vs claim-only",
+            service_rate,
+            peer_rate,
+            "jobs/s",
+        ),
+    ])
+}
+
+/// Scenario 6: Latency floor: one call at a time through the whole path against a
+/// stock tonic echo server.
+pub async fn latency(args: &Args) -> anyhow::Result<Vec<Row>> {
+    const S: &str = "6 latency";
+    let echo = peers::spawn_echo().await?;
+    let cluster = Cluster::start(false).await?;
+    let running = Running::start(&cluster).await?;
+    let token = office_token();
+    let echo_gw = {
+        let keys = dondoc::suite::SuiteKeys::generate();
+        crate::env::start_gateway(
+            echo,
+            echo,
+            echo,
+            &keys,
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await?
+    };
+    let ch_gw = load::connections(running.gateway, 1).await?;
+    let created = RawCall::new(
+        CREATE_TASK,
+        &apb::CreateTaskRequest::default(),
+        &bearer(&token),
+    )
+    .send_with(&ch_gw[0], create_task_request("latency", 0, 0))
+    .await?;
+    let task = apb::CreateTaskResponse::decode(created)?
+        .task
+        .context("task")?;
+    let get = RawCall::new(
+        GET_TASK,
+        &apb::GetTaskRequest { name: task.name },
+        &bearer(&token),
+    );
+    let echo_call = RawCall::new(
+        ECHO_PATH,
+        &dpb::GetAgencyRequest {
+            name: "agencies/x".into(),
+        },
+        &bearer(&token),
+    );
+    let ch_echo = load::connections(echo, 1).await?;
+    let ch_echo_gw = load::connections(echo_gw, 1).await?;
+    let _ = closed_loop(&ch_echo, &echo_call, 1, Duration::from_millis(300), None).await;
+    let _ = closed_loop(&ch_gw, &get, 1, Duration::from_millis(300), None).await;
+    let _ = closed_loop(&ch_echo_gw, &echo_call, 1, Duration::from_millis(300), None).await;
+    let stock = closed_loop(&ch_echo, &echo_call, 1, args.duration_resolved, None).await;
+    println!("  stock tonic echo          {}", stock.line());
+    let via_gw = closed_loop(&ch_echo_gw, &echo_call, 1, args.duration_resolved, None).await;
+    println!("  gateway -> echo           {}", via_gw.line());
+    let whole = closed_loop(&ch_gw, &get, 1, args.duration_resolved, None).await;
+    println!("  gateway -> GetTask -> PG  {}", whole.line());
+    running.stop().await;
+    let e = stock.ms(0.5);
+    let budget = 1.3 * e + e;
+    Ok(vec![
+        Row::info(S, "median, stock tonic echo (one hop)", e, f64::NAN, "ms"),
+        Row::new(
+            S,
+            "median, gateway -> echo (two hops)",
+            via_gw.ms(0.5),
+            budget,
+            "ms",
+            "<= 1.3x echo + one hop",
+            |o, b, _| o <= b,
+        ),
+        Row::new(
+            S,
+            "median, gateway -> GetTask -> PostgreSQL",
+            whole.ms(0.5),
+            budget,
+            "ms",
+            "<= 1.3x echo + one hop",
+            |o, b, _| o <= b,
+        ),
+        Row::info(
+            S,
+            "p99, gateway -> GetTask -> PostgreSQL",
+            whole.ms(0.99),
+            stock.ms(0.99),
+            "ms",
+        ),
+    ])
+}
