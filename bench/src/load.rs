@@ -232,28 +232,6 @@ where
     stats
 }
 
-/// Whole-machine busy CPU time in seconds (from /proc/stat), for "per core" figures.
-pub fn machine_cpu_seconds() -> f64 {
-    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(line) = text.lines().next() else {
-        return 0.0;
-    };
-    let v: Vec<f64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal
-    let busy: f64 = v
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .take(8)
-        .map(|(_, x)| x)
-        .sum();
-    busy / clock_ticks()
-}
-
 /// CPU seconds (user + system) used by a process so far.
 pub fn process_cpu_seconds(pid: u32) -> f64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -263,6 +241,52 @@ pub fn process_cpu_seconds(pid: u32) -> f64 {
     let get = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
     // utime is field 14, stime 15 (1-based); here index 11 and 12.
     (get(11) + get(12)) / clock_ticks()
+}
+
+/// CPU seconds (user + system) used so far by a process, by the children
+/// it has waited for, and by its live children: a PostgreSQL postmaster
+/// with its backends, or a server alone. Other work on the machine (builds,
+/// other clusters) does not count.
+pub fn process_tree_cpu_seconds(pid: u32) -> f64 {
+    let fields = |pid: &str| -> Vec<f64> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        after
+            .split_whitespace()
+            .map(|x| x.parse::<f64>().unwrap_or(0.0))
+            .collect()
+    };
+    let get = |f: &[f64], i: usize| f.get(i).copied().unwrap_or(0.0);
+    // After the command: state 0, ppid 1, utime 11, stime 12, cutime 13, cstime 14.
+    let own = fields(&pid.to_string());
+    let mut ticks = get(&own, 11) + get(&own, 12) + get(&own, 13) + get(&own, 14);
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name
+                .to_str()
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            let f = fields(name);
+            if get(&f, 1) as u32 == pid {
+                ticks += get(&f, 11) + get(&f, 12);
+            }
+        }
+    }
+    ticks / clock_ticks()
+}
+
+/// The postmaster's pid of a cluster, from its data folder.
+pub fn postmaster_pid(data_dir: &std::path::Path) -> Option<u32> {
+    std::fs::read_to_string(data_dir.join("postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn clock_ticks() -> f64 {

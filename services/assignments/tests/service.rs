@@ -12,6 +12,10 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use dondoc_assignments::domain::deadline::{DeadlinePolicy, DeadlineState, classify};
 use dondoc_assignments::domain::stage::Stage;
+use dondoc_assignments::domain::statistics::Counts;
+use dondoc_assignments::storage::statistics::{
+    Figures, Scope, counter_scope, figures_from_counters, figures_from_tasks,
+};
 use dondoc_assignments::storage::tasks::{self, NewTask, deadline_predicate};
 use dondoc_assignments::storage::{self as storage_mod};
 use dondoc_assignments::upstream::DirectiveEvents;
@@ -947,6 +951,7 @@ async fn directive_events_amend_revoke_and_reorganize_tasks_once() {
     assert_eq!(three.coordinating_agencies, ["so-noi-vu"]);
     // The withdrawn task keeps its old agency.
     assert_eq!(task_of_item(&pool, 2).await.lead_agencies, ["so-ldtbxh"]);
+    assert_read_models_match(&pool, "a merge").await;
 
     // A dissolution is noted once, and nothing moves.
     apply(
@@ -983,6 +988,7 @@ async fn directive_events_amend_revoke_and_reorganize_tasks_once() {
         history(&pool, four.id).await,
         ["ASSIGNED", "AGENCY_DISSOLVED", "WITHDRAWN"]
     );
+    assert_read_models_match(&pool, "a revocation").await;
     let events: i64 =
         sqlx::query_scalar("SELECT count(*) FROM outbox WHERE kind = 'TASK_EVENT_KIND_WITHDRAWN'")
             .fetch_one(&pool)
@@ -1208,4 +1214,532 @@ async fn who_may_do_what() {
         lead.get_task(get(&task.name)).await.unwrap_err().code(),
         Code::PermissionDenied
     );
+}
+
+/// What the read models must hold, computed here from the task rows alone:
+/// `task_agencies` rows, and for statistics the domain's `classify`.
+async fn all_tasks(pool: &PgPool) -> Vec<tasks::TaskRecord> {
+    sqlx::query_as("SELECT * FROM tasks ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+/// Counts of `records` in a scope on `today`, by the domain's rule.
+fn classified(records: &[&tasks::TaskRecord], today: NaiveDate) -> Counts {
+    let policy = DeadlinePolicy::default();
+    let mut counts = Counts::default();
+    for r in records {
+        let stage = r.stage().unwrap();
+        let c = classify(stage, r.due_date, r.completion_date, today, &policy);
+        if c.state == DeadlineState::Withdrawn {
+            continue;
+        }
+        counts.total += 1;
+        match c.state {
+            DeadlineState::CompletedOnTime => counts.completed_on_time += 1,
+            DeadlineState::CompletedLate => counts.completed_late += 1,
+            DeadlineState::InProgressOnTime => counts.in_progress_on_time += 1,
+            DeadlineState::InProgressOverdue => counts.in_progress_overdue += 1,
+            DeadlineState::NoDeadline => counts.no_deadline += 1,
+            DeadlineState::Withdrawn => {}
+        }
+        counts.nearly_overdue += i64::from(c.nearly_overdue);
+        counts.overdue_over_30_days += i64::from(c.long_overdue);
+        counts.completed += i64::from(stage == Stage::Completed);
+    }
+    counts
+}
+
+/// The figures of `scope` on `today` by the domain's rule.
+fn expected_figures(records: &[tasks::TaskRecord], scope: &Scope, today: NaiveDate) -> Figures {
+    let involves = |r: &tasks::TaskRecord, a: &String| {
+        r.lead_agencies.contains(a) || r.coordinating_agencies.contains(a)
+    };
+    let in_scope: Vec<&tasks::TaskRecord> = records
+        .iter()
+        .filter(|r| r.recurrence.is_none())
+        .filter(|r| scope.agency.as_ref().is_none_or(|a| involves(r, a)))
+        .filter(|r| {
+            scope
+                .visible_to_agency
+                .as_ref()
+                .is_none_or(|a| involves(r, a))
+        })
+        .filter(|r| {
+            scope
+                .lead
+                .as_ref()
+                .is_none_or(|a| r.lead_agencies.contains(a))
+        })
+        .filter(|r| scope.key_task.is_none_or(|k| r.key_task == k))
+        .collect();
+    let key: Vec<&tasks::TaskRecord> = in_scope.iter().copied().filter(|r| r.key_task).collect();
+    let mut leads: Vec<&String> = in_scope.iter().flat_map(|r| &r.lead_agencies).collect();
+    leads.sort();
+    leads.dedup();
+    Figures {
+        all: classified(&in_scope, today),
+        key_tasks: classified(&key, today),
+        by_agency: leads
+            .into_iter()
+            .map(|lead| {
+                // A task counts once per occurrence of the agency among its leads.
+                let led: Vec<&tasks::TaskRecord> = in_scope
+                    .iter()
+                    .flat_map(|r| {
+                        r.lead_agencies
+                            .iter()
+                            .filter(|l| *l == lead)
+                            .map(move |_| *r)
+                    })
+                    .collect();
+                (lead.clone(), classified(&led, today))
+            })
+            .collect(),
+    }
+}
+
+fn sorted(mut figures: Figures) -> Figures {
+    figures.by_agency.sort_by(|a, b| a.0.cmp(&b.0));
+    figures
+}
+
+/// Checks `task_agencies` against the task rows, and the statistics read
+/// from the counters against `classify` and against counting the tasks, for
+/// every scope the counters serve, on days around every due date in use.
+async fn assert_read_models_match(pool: &PgPool, step: &str) {
+    let records = all_tasks(pool).await;
+    let mut want: Vec<(String, i64, bool, bool, String, NaiveDate)> = Vec::new();
+    for r in &records {
+        let mut agencies: Vec<&String> = r
+            .lead_agencies
+            .iter()
+            .chain(&r.coordinating_agencies)
+            .collect();
+        agencies.sort();
+        agencies.dedup();
+        for a in agencies {
+            want.push((
+                a.clone(),
+                r.id,
+                r.lead_agencies.contains(a),
+                r.coordinating_agencies.contains(a),
+                r.stage.clone(),
+                tasks::sort_due(r),
+            ));
+        }
+    }
+    want.sort();
+    let got: Vec<(String, i64, bool, bool, String, NaiveDate)> = sqlx::query_as(
+        "SELECT agency, task_id, leads, coordinates, task_stage, due_key FROM task_agencies \
+         ORDER BY agency, task_id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(got, want, "task_agencies after {step}");
+
+    let mut agencies: Vec<String> = records
+        .iter()
+        .flat_map(|r| {
+            r.lead_agencies
+                .iter()
+                .chain(&r.coordinating_agencies)
+                .cloned()
+        })
+        .chain(["so-none".to_string()])
+        .collect();
+    agencies.sort();
+    agencies.dedup();
+    let mut scopes = vec![Scope::default()];
+    for a in &agencies {
+        scopes.push(Scope {
+            agency: Some(a.clone()),
+            ..Default::default()
+        });
+        scopes.push(Scope {
+            lead: Some(a.clone()),
+            visible_to_agency: Some(a.clone()),
+            ..Default::default()
+        });
+    }
+    for key in [true, false] {
+        scopes.push(Scope {
+            key_task: Some(key),
+            ..Default::default()
+        });
+        scopes.push(Scope {
+            visible_to_agency: Some(agencies[0].clone()),
+            key_task: Some(key),
+            ..Default::default()
+        });
+    }
+    let mut days: Vec<NaiveDate> = records
+        .iter()
+        .filter_map(|r| r.due_date)
+        .flat_map(|due| {
+            [-31, -30, -29, -1, 0, 1, 2, 3, 4, 5, 6, 7, 31].map(|n| due + chrono::Duration::days(n))
+        })
+        .chain([d(2024, 9, 30)])
+        .collect();
+    days.sort();
+    days.dedup();
+    let policy = DeadlinePolicy::default();
+    let mut conn = pool.acquire().await.unwrap();
+    for scope in &scopes {
+        for &today in &days {
+            let counted = counter_scope(scope, today, &policy)
+                .unwrap_or_else(|| panic!("{scope:?} is held by the counters"));
+            let from_counters = sorted(
+                figures_from_counters(&mut conn, &counted, today, &policy)
+                    .await
+                    .unwrap(),
+            );
+            let from_tasks = sorted(
+                figures_from_tasks(&mut conn, scope, today, &policy)
+                    .await
+                    .unwrap(),
+            );
+            let expected = expected_figures(&records, scope, today);
+            for (what, got) in [("counters", &from_counters), ("tasks", &from_tasks)] {
+                assert_eq!(
+                    (got.all, got.key_tasks, &got.by_agency),
+                    (expected.all, expected.key_tasks, &expected.by_agency),
+                    "statistics from {what} after {step}, {scope:?} on {today}"
+                );
+            }
+        }
+    }
+}
+
+fn task_with(lead: &[&str], coordinating: &[&str], due: Option<NaiveDate>, key: bool) -> NewTask {
+    NewTask {
+        lead_agencies: lead.iter().map(|a| a.to_string()).collect(),
+        coordinating_agencies: coordinating.iter().map(|a| a.to_string()).collect(),
+        ..new_task("unused", d(2024, 9, 1), due, key)
+    }
+}
+
+#[tokio::test]
+async fn agency_index_and_counters_follow_every_change() {
+    let (_db, pool) = database().await;
+    let mut conn = pool.acquire().await.unwrap();
+    let who = actor(at(d(2024, 9, 2)));
+    let mut ids = Vec::new();
+    for task in [
+        task_with(&["so-a"], &[], Some(d(2024, 9, 30)), false),
+        task_with(&["so-a"], &["so-b"], Some(d(2024, 10, 3)), true),
+        task_with(&["so-b"], &["so-a", "so-c"], None, false),
+        task_with(&["so-a", "so-c"], &["so-b"], Some(d(2024, 8, 15)), true),
+        task_with(&["so-c"], &[], Some(d(2024, 11, 30)), false),
+    ] {
+        ids.push(
+            tasks::insert(&mut conn, &task, &who)
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+        );
+    }
+    assert_read_models_match(&pool, "create").await;
+
+    tasks::set_stage(&mut conn, ids[0], Stage::InProgress, None, &who)
+        .await
+        .unwrap();
+    tasks::set_stage(
+        &mut conn,
+        ids[1],
+        Stage::Completed,
+        Some(d(2024, 10, 4)),
+        &who,
+    )
+    .await
+    .unwrap();
+    tasks::set_stage(
+        &mut conn,
+        ids[3],
+        Stage::Completed,
+        Some(d(2024, 8, 15)),
+        &who,
+    )
+    .await
+    .unwrap();
+    // Completed without a completion date: classified against today.
+    tasks::set_stage(&mut conn, ids[4], Stage::Completed, None, &who)
+        .await
+        .unwrap();
+    assert_read_models_match(&pool, "stage changes and completion").await;
+
+    tasks::set_percent(&mut conn, ids[0], 40, &who)
+        .await
+        .unwrap();
+    tasks::update_fields(
+        &mut conn,
+        ids[2],
+        Some("Đổi tên"),
+        None,
+        None,
+        Some(true),
+        &who,
+    )
+    .await
+    .unwrap();
+    assert_read_models_match(&pool, "progress and key-task flag").await;
+
+    // An approved extension, and a due date removed.
+    tasks::set_due_date(&mut conn, ids[0], Some(d(2024, 10, 31)), true, &who)
+        .await
+        .unwrap();
+    tasks::set_due_date(&mut conn, ids[2], Some(d(2024, 9, 29)), false, &who)
+        .await
+        .unwrap();
+    tasks::set_due_date(&mut conn, ids[4], None, false, &who)
+        .await
+        .unwrap();
+    assert_read_models_match(&pool, "due date changes").await;
+
+    // Refused then reassigned, and an amended item's agencies.
+    tasks::set_stage(&mut conn, ids[2], Stage::Refused, None, &who)
+        .await
+        .unwrap();
+    tasks::set_agencies(
+        &mut conn,
+        ids[2],
+        &["so-d".into()],
+        &["so-b".into()],
+        Stage::Assigned,
+        &who,
+    )
+    .await
+    .unwrap();
+    tasks::amend(
+        &mut conn,
+        ids[0],
+        "Sửa",
+        "",
+        true,
+        &["so-b".into(), "so-a".into()],
+        &["so-a".into()],
+        &who,
+    )
+    .await
+    .unwrap();
+    assert_read_models_match(&pool, "reassignment and amendment").await;
+
+    // Several tasks in one statement (as a transfer after a merge writes them one by one,
+    // a bulk statement must balance too), a withdrawal, then a deletion.
+    sqlx::query(
+        "UPDATE tasks SET lead_agencies = array_replace(lead_agencies, 'so-a', 'so-e'), \
+         coordinating_agencies = array_replace(coordinating_agencies, 'so-a', 'so-e') \
+         WHERE stage NOT IN ('COMPLETED', 'WITHDRAWN')",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    tasks::set_stage(&mut conn, ids[2], Stage::Withdrawn, None, &who)
+        .await
+        .unwrap();
+    assert_read_models_match(&pool, "bulk transfer and withdrawal").await;
+    sqlx::query("DELETE FROM task_history WHERE task_id = $1")
+        .bind(ids[4])
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM tasks WHERE id = $1")
+        .bind(ids[4])
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    assert_read_models_match(&pool, "deletion").await;
+
+    // A recurring duty is not counted; its occurrences are.
+    let mut duty = task_with(&["so-c"], &["so-e"], Some(d(2024, 9, 15)), false);
+    duty.recurrence = Some("monthly:15".into());
+    let duty = tasks::insert(&mut conn, &duty, &who)
+        .await
+        .unwrap()
+        .unwrap();
+    let occurrence = dondoc_assignments::domain::recurring::Occurrence {
+        assign_date: d(2024, 9, 1),
+        due_date: d(2024, 9, 15),
+    };
+    tasks::insert_occurrence(&mut conn, &duty, occurrence, &who)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_read_models_match(&pool, "recurring duty and occurrence").await;
+}
+
+#[tokio::test]
+async fn agency_pages_are_the_array_filter_in_list_order() {
+    let (_db, pool) = database().await;
+    let mut conn = pool.acquire().await.unwrap();
+    let who = actor(at(d(2024, 9, 2)));
+    let agencies = ["so-a", "so-b", "so-c"];
+    for i in 0..40u32 {
+        let lead = agencies[(i % 3) as usize];
+        let coordinating: Vec<&str> = if i % 4 == 0 {
+            vec![agencies[((i + 1) % 3) as usize]]
+        } else {
+            vec![]
+        };
+        let due = (i % 5 != 0).then(|| d(2024, 9, 1 + i % 7));
+        let id = tasks::insert(
+            &mut conn,
+            &task_with(&[lead], &coordinating, due, i % 6 == 0),
+            &who,
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+        let stage = [Stage::Assigned, Stage::InProgress, Stage::Completed][(i / 3 % 3) as usize];
+        tasks::set_stage(&mut conn, id, stage, None, &who)
+            .await
+            .unwrap();
+    }
+    let queries = [
+        tasks::TaskQuery {
+            agency: Some("so-a".into()),
+            ..Default::default()
+        },
+        tasks::TaskQuery {
+            lead: Some("so-b".into()),
+            stage: Some(Stage::InProgress),
+            ..Default::default()
+        },
+        tasks::TaskQuery {
+            agency: Some("so-b".into()),
+            stage: Some(Stage::Completed),
+            ..Default::default()
+        },
+        tasks::TaskQuery {
+            visible_to_agency: Some("so-c".into()),
+            key_task: Some(false),
+            ..Default::default()
+        },
+        tasks::TaskQuery {
+            agency: Some("so-a".into()),
+            visible_to_agency: Some("so-b".into()),
+            ..Default::default()
+        },
+        tasks::TaskQuery {
+            lead: Some("so-a".into()),
+            agency: Some("so-b".into()),
+            ..Default::default()
+        },
+        tasks::TaskQuery {
+            lead: Some("so-c".into()),
+            visible_to_agency: Some("so-c".into()),
+            ..Default::default()
+        },
+    ];
+    let today = d(2024, 9, 4);
+    for query in &queries {
+        let mut want: Vec<&tasks::TaskRecord> = Vec::new();
+        let records = all_tasks(&pool).await;
+        let involves = |r: &tasks::TaskRecord, a: &String| {
+            r.lead_agencies.contains(a) || r.coordinating_agencies.contains(a)
+        };
+        for r in &records {
+            if query.agency.as_ref().is_none_or(|a| involves(r, a))
+                && query
+                    .visible_to_agency
+                    .as_ref()
+                    .is_none_or(|a| involves(r, a))
+                && query
+                    .lead
+                    .as_ref()
+                    .is_none_or(|a| r.lead_agencies.contains(a))
+                && query.stage.is_none_or(|s| r.stage == s.as_str())
+                && query.key_task.is_none_or(|k| r.key_task == k)
+            {
+                want.push(r);
+            }
+        }
+        want.sort_by_key(|r| (tasks::sort_due(r), r.id));
+        assert!(!want.is_empty(), "{query:?} selects something");
+        // Pages of 4, each after the previous page's last key.
+        let mut got = Vec::new();
+        let mut after = None;
+        loop {
+            let page = tasks::list(&mut conn, query, today, after, 4)
+                .await
+                .unwrap();
+            after = page.last().map(|r| (tasks::sort_due(r), r.id));
+            let done = page.len() < 4;
+            got.extend(page.into_iter().map(|r| r.id));
+            if done {
+                break;
+            }
+        }
+        assert_eq!(
+            got,
+            want.iter().map(|r| r.id).collect::<Vec<_>>(),
+            "{query:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_migration_fills_the_read_models_from_existing_tasks() {
+    // A database migrated up to, not including, `task_agencies` and the counters.
+    let before_read_models = || sqlx::migrate::Migrator {
+        migrations: std::borrow::Cow::Owned(
+            storage_mod::MIGRATIONS
+                .iter()
+                .filter(|m| m.version < 103)
+                .cloned()
+                .collect(),
+        ),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    };
+    let db = dondoc_testing::database("assignments_before_0103", |admin| async move {
+        let mut conn = PgConnection::connect_with(&admin).await.unwrap();
+        bootstrap(&mut conn, &dondoc_assignments::schema(), TEST_ROLE_PASSWORD)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let pool = connect(
+            admin.username(ROLE).password(TEST_ROLE_PASSWORD),
+            &dondoc_assignments::schema(),
+            &PoolSettings::default(),
+        )
+        .await
+        .unwrap();
+        migrate(&pool, &before_read_models()).await.unwrap();
+        pool.close().await;
+    })
+    .await;
+    let pool = connect(
+        db.role_options(ROLE),
+        &dondoc_assignments::schema(),
+        &PoolSettings::default(),
+    )
+    .await
+    .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let who = actor(at(d(2024, 9, 2)));
+    for task in [
+        task_with(&["so-a"], &["so-b"], Some(d(2024, 9, 30)), true),
+        task_with(&["so-b", "so-c"], &[], None, false),
+        task_with(&["so-c"], &["so-a"], Some(d(2024, 8, 1)), false),
+    ] {
+        let id = tasks::insert(&mut conn, &task, &who)
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        if task.due_date == Some(d(2024, 8, 1)) {
+            tasks::set_stage(&mut conn, id, Stage::Completed, Some(d(2024, 8, 2)), &who)
+                .await
+                .unwrap();
+        }
+    }
+    drop(conn);
+    migrate(&pool, &storage_mod::MIGRATIONS).await.unwrap();
+    assert_read_models_match(&pool, "the migration").await;
 }

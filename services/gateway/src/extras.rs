@@ -29,6 +29,27 @@ pub struct GatewayExtras {
     pub cors: CorsSettings,
     /// Address of the admin listener (`/metrics`, `/healthz`); none: not served.
     pub admin_listen: Option<SocketAddr>,
+    /// How the gateway connects to the services behind it.
+    pub backends: BackendSettings,
+}
+
+/// How the gateway connects to each backend service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendSettings {
+    /// HTTP/2 connections kept to each backend, used in turn (at least one).
+    /// Each connection is driven by its own task: one connection serialises
+    /// every call of the gateway through one task and one TCP stream, which
+    /// queues calls under load. Default: the number of CPUs, at least 2.
+    pub connections: usize,
+}
+
+impl Default for BackendSettings {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            connections: cpus.max(2),
+        }
+    }
 }
 
 /// The gateway's own certificate and, for mTLS, the client certificate
@@ -218,6 +239,7 @@ impl GatewayExtras {
     /// | `DONDOC_GATEWAY_MAX_RETRIES` | default 2 |
     /// | `DONDOC_GATEWAY_CORS_ORIGINS` | comma-separated origins, `*` for any |
     /// | `DONDOC_GATEWAY_ADMIN_LISTEN` | e.g. `127.0.0.1:9700`; unset: no admin listener |
+    /// | `DONDOC_GATEWAY_BACKEND_CONNECTIONS` | HTTP/2 connections to each service (default: CPUs, at least 2) |
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, GatewayError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let read = |name: &str, path: &str| {
@@ -273,8 +295,20 @@ impl GatewayExtras {
                     defaults.max_retries,
                 )?,
             },
+            backends: BackendSettings {
+                connections: parse(
+                    "DONDOC_GATEWAY_BACKEND_CONNECTIONS",
+                    get("DONDOC_GATEWAY_BACKEND_CONNECTIONS"),
+                    BackendSettings::default().connections,
+                )?,
+            },
             ..Default::default()
         };
+        if extras.backends.connections == 0 {
+            return Err(GatewayError::Config(
+                "DONDOC_GATEWAY_BACKEND_CONNECTIONS must be at least 1".into(),
+            ));
+        }
         match (
             get("DONDOC_GATEWAY_TLS_CERT"),
             get("DONDOC_GATEWAY_TLS_KEY"),
@@ -382,6 +416,7 @@ mod tests {
             "DONDOC_GATEWAY_CORS_ORIGINS" => Some("https://a.vn, https://b.vn".to_string()),
             "DONDOC_GATEWAY_ADMIN_LISTEN" => Some("127.0.0.1:9700".to_string()),
             "DONDOC_JWT_JWKS_FILE" => Some("/etc/dondoc/jwks.json".to_string()),
+            "DONDOC_GATEWAY_BACKEND_CONNECTIONS" => Some("3".to_string()),
             _ => None,
         };
         let extras = GatewayExtras::from_lookup(env).unwrap();
@@ -393,6 +428,7 @@ mod tests {
             ["https://a.vn", "https://b.vn"]
         );
         assert_eq!(extras.admin_listen, Some("127.0.0.1:9700".parse().unwrap()));
+        assert_eq!(extras.backends.connections, 3);
         assert!(extras.tls.is_none());
         assert_eq!(
             extras.jwks.unwrap().path,
@@ -400,5 +436,10 @@ mod tests {
         );
         let half = |name: &str| (name == "DONDOC_GATEWAY_TLS_CERT").then(|| "x".to_string());
         assert!(GatewayExtras::from_lookup(half).is_err());
+        let none =
+            |name: &str| (name == "DONDOC_GATEWAY_BACKEND_CONNECTIONS").then(|| "0".to_string());
+        assert!(GatewayExtras::from_lookup(none).is_err());
+        let defaults = GatewayExtras::from_lookup(|_| None).unwrap();
+        assert!(defaults.backends.connections >= 2);
     }
 }

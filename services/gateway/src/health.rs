@@ -40,13 +40,14 @@ pub(crate) async fn monitor(
 ) {
     let mut interval = tokio::time::interval(PROBE_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut client = HealthClient::new(backend.channel.clone());
     let mut last: Vec<Option<ServingStatus>> = vec![None; backend.services.len()];
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
+        // Each round probes through the next pooled connection.
+        let mut client = HealthClient::new(backend.pool.channel());
         for (service, last) in backend.services.iter().zip(last.iter_mut()) {
             let request = HealthCheckRequest {
                 service: (*service).to_string(),

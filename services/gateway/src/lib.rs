@@ -15,9 +15,11 @@
 //! development, HS256; an API key; or a TLS client certificate), checked
 //! against the coarse [`policy::POLICY`] and the caller's rate limit, bounded
 //! in size and deadline, stripped of every identity metadata the caller sent
-//! (`authorization`, `x-api-key`, all `x-dondoc-*`…), given a fresh assertion
-//! signed by the gateway and the trace context, and streamed both ways to the
-//! backend over a pooled HTTP/2 channel; reads are retried on UNAVAILABLE.
+//! (`authorization`, `x-api-key`, all `x-dondoc-*`…), given an assertion
+//! signed by the gateway (reused per principal for half its lifetime) and
+//! the trace context, and streamed both ways to the backend over one of a
+//! few HTTP/2 connections kept to it ([`BackendSettings`]); reads are
+//! retried on UNAVAILABLE.
 //! The response, with its trailers and error details, comes back unchanged.
 //! gRPC-Web (with CORS) is accepted; TLS and mTLS are served with rustls.
 //! Each call leaves one access-log line (target `dondoc_gateway::access`) and
@@ -42,7 +44,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dondoc_contracts::service_names;
-use dondoc_identity::AssertionSigner;
+use dondoc_identity::{AssertionCache, AssertionSigner};
+use dondoc_time::Clock;
 use tokio::net::TcpListener;
 use tokio_rustls::rustls;
 use tokio_util::sync::CancellationToken;
@@ -53,13 +56,13 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::{JwtConfig, mint_token};
 pub use extras::{
-    ApiKey, ApiKeySettings, CertMatch, ClientIdentity, CorsSettings, GatewayExtras, JwksSettings,
-    Limits, TlsSettings,
+    ApiKey, ApiKeySettings, BackendSettings, CertMatch, ClientIdentity, CorsSettings,
+    GatewayExtras, JwksSettings, Limits, TlsSettings,
 };
 
 use crate::auth::Authenticator;
 use crate::metrics::Metrics;
-use crate::proxy::{Backend, Proxy};
+use crate::proxy::{Backend, ChannelPool, Proxy};
 
 /// The issuer name services accept assertions about any principal from.
 const GATEWAY_ISSUER: &str = "gateway";
@@ -187,6 +190,7 @@ impl Gateway {
         }
         let cors = cors_layer(&extras.cors)?;
         let metrics = Arc::new(Metrics::default());
+        let connections = extras.backends.connections;
         let backends = vec![
             Backend {
                 name: "directives",
@@ -196,7 +200,7 @@ impl Gateway {
                     service_names::DIRECTIVE,
                     service_names::DIRECTIVE_EVENTS,
                 ],
-                channel: proxy::connect_lazy(config.directives),
+                pool: ChannelPool::connect_lazy(config.directives, connections),
             },
             Backend {
                 name: "assignments",
@@ -207,13 +211,13 @@ impl Gateway {
                     service_names::INDICATOR,
                     service_names::TASK_EVENTS,
                 ],
-                channel: proxy::connect_lazy(config.assignments),
+                pool: ChannelPool::connect_lazy(config.assignments, connections),
             },
             Backend {
                 name: "notifications",
                 prefix: "/dondoc.notifications.v1.",
                 services: &[service_names::NOTIFICATION, service_names::SUBSCRIPTION],
-                channel: proxy::connect_lazy(config.notifications),
+                pool: ChannelPool::connect_lazy(config.notifications, connections),
             },
         ];
         let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -222,7 +226,8 @@ impl Gateway {
         let proxy = Proxy::new(
             backends.clone(),
             auth.clone(),
-            config.signer,
+            // Reused per principal while more than half its lifetime remains.
+            AssertionCache::new(config.signer, Clock::system()),
             closing.clone(),
             extras.limits.clone(),
             metrics.clone(),
@@ -437,6 +442,9 @@ fn check(config: &GatewayConfig, extras: &GatewayExtras) -> Result<(), GatewayEr
     let limits = &extras.limits;
     if limits.max_deadline.is_zero() || limits.max_message_bytes == 0 {
         return invalid("limits.max_deadline and limits.max_message_bytes must not be zero".into());
+    }
+    if extras.backends.connections == 0 {
+        return invalid("backends.connections must be at least 1".into());
     }
     Ok(())
 }

@@ -57,10 +57,19 @@ impl RateLimiter {
                 bucket.tokens < burst
             });
         }
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
-            tokens: burst,
-            updated: now,
-        });
+        // The key is copied only for a new principal, not on every call.
+        if !buckets.contains_key(key) {
+            buckets.insert(
+                key.to_owned(),
+                Bucket {
+                    tokens: burst,
+                    updated: now,
+                },
+            );
+        }
+        let bucket = buckets
+            .get_mut(key)
+            .expect("the bucket exists: inserted above when missing");
         refill(bucket);
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;

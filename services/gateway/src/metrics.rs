@@ -28,12 +28,19 @@ struct Histogram {
     sum: f64,
 }
 
-/// The gateway's metrics.
+/// Counts and latencies of finished calls, by method label.
+#[derive(Default)]
+struct Calls {
+    requests: BTreeMap<(&'static str, &'static str), u64>,
+    latency: BTreeMap<&'static str, Histogram>,
+}
+
+/// The gateway's metrics. Labels are the policy's own `&'static str`s, so
+/// recording a call allocates nothing and takes one lock.
 #[derive(Default)]
 pub(crate) struct Metrics {
-    requests: Mutex<BTreeMap<(String, &'static str), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
-    rate_limited: Mutex<BTreeMap<String, u64>>,
+    calls: Mutex<Calls>,
+    rate_limited: Mutex<BTreeMap<&'static str, u64>>,
     in_flight_calls: AtomicI64,
     in_flight_streams: AtomicI64,
     shed: AtomicU64,
@@ -42,12 +49,8 @@ pub(crate) struct Metrics {
 
 /// A method label: the methods of the policy, or `other` (unbounded
 /// label values would let callers blow up the metrics).
-fn method_label(method: &str) -> String {
-    if policy::roles_for(method).is_some() {
-        method.to_owned()
-    } else {
-        "other".to_owned()
-    }
+fn method_label(method: &str) -> &'static str {
+    policy::listed_method(method).unwrap_or("other")
 }
 
 /// The canonical name of a gRPC code, e.g. `PERMISSION_DENIED`.
@@ -101,12 +104,10 @@ impl Metrics {
     /// Records a finished call.
     pub(crate) fn observe(&self, method: &str, code: Code, latency: Duration) {
         let method = method_label(method);
-        *lock(&self.requests)
-            .entry((method.clone(), code_name(code)))
-            .or_default() += 1;
         let seconds = latency.as_secs_f64();
-        let mut latency = lock(&self.latency);
-        let histogram = latency.entry(method).or_default();
+        let mut calls = lock(&self.calls);
+        *calls.requests.entry((method, code_name(code))).or_default() += 1;
+        let histogram = calls.latency.entry(method).or_default();
         for (bound, count) in BUCKETS.iter().zip(histogram.counts.iter_mut()) {
             if seconds <= *bound {
                 *count += 1;
@@ -156,7 +157,8 @@ impl Metrics {
             "# HELP dondoc_gateway_requests_total Calls answered by the gateway, by method and gRPC code.\n\
              # TYPE dondoc_gateway_requests_total counter"
         );
-        for ((method, code), n) in lock(&self.requests).iter() {
+        let calls = lock(&self.calls);
+        for ((method, code), n) in calls.requests.iter() {
             let _ = writeln!(
                 out,
                 "dondoc_gateway_requests_total{{method=\"{method}\",code=\"{code}\"}} {n}"
@@ -167,7 +169,7 @@ impl Metrics {
             "# HELP dondoc_gateway_request_duration_seconds Time from a call's arrival to the end of its response.\n\
              # TYPE dondoc_gateway_request_duration_seconds histogram"
         );
-        for (method, histogram) in lock(&self.latency).iter() {
+        for (method, histogram) in calls.latency.iter() {
             for (bound, count) in BUCKETS.iter().zip(histogram.counts.iter()) {
                 let _ = writeln!(
                     out,
@@ -182,6 +184,7 @@ impl Metrics {
                 histogram.count, histogram.sum, histogram.count
             );
         }
+        drop(calls);
         let _ = writeln!(
             out,
             "# HELP dondoc_gateway_rate_limited_total Calls refused by the per-principal rate limit.\n\

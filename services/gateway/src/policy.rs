@@ -5,6 +5,9 @@
 //! and a test checks that the table lists exactly the methods of the
 //! contracts, no more, no fewer.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use dondoc_errors::Error;
 use dondoc_identity::Role;
 use dondoc_identity::Role::{Admin, Agency, Inspector, Leader, Office, Subscriber};
@@ -109,12 +112,22 @@ pub const POLICY: &[(&str, &[Role])] = &[
     ("/dondoc.notifications.v1.SubscriptionService/ReplayDeliveries",    SUBSCRIPTION_MANAGERS),
 ];
 
+/// [`POLICY`] by method, built on first use: every call looks its method
+/// up here (and the metrics their label), so a hash lookup rather than a
+/// scan of the table.
+fn index() -> &'static HashMap<&'static str, &'static [Role]> {
+    static INDEX: OnceLock<HashMap<&'static str, &'static [Role]>> = OnceLock::new();
+    INDEX.get_or_init(|| POLICY.iter().copied().collect())
+}
+
 /// The roles [`POLICY`] allows to call `method`, if it lists the method.
 pub fn roles_for(method: &str) -> Option<&'static [Role]> {
-    POLICY
-        .iter()
-        .find(|(listed, _)| *listed == method)
-        .map(|(_, roles)| *roles)
+    index().get(method).copied()
+}
+
+/// The table's own copy of `method`, if it lists the method.
+pub(crate) fn listed_method(method: &str) -> Option<&'static str> {
+    index().get_key_value(method).map(|(listed, _)| *listed)
 }
 
 /// `Ok(())` when one of `roles` may call `method` (a path such as

@@ -4,7 +4,7 @@
 //! package, sheds load beyond the concurrency limit, authenticates the
 //! caller, applies [`crate::policy`] and the caller's rate limit, reads the
 //! request (bounded by the message size limit), strips the caller's identity
-//! metadata, adds a fresh signed assertion, the remaining deadline and the
+//! metadata, adds the signed assertion of the principal, the remaining deadline and the
 //! trace context, and streams the response back frame by frame, with its
 //! trailers and any error details unchanged. Reads answered UNAVAILABLE
 //! before any response are retried.
@@ -14,11 +14,12 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use dondoc_errors::{ERROR_DOMAIN, Error};
-use dondoc_identity::{ASSERTION_HEADER, AssertionSigner};
+use dondoc_identity::{ASSERTION_HEADER, AssertionCache};
 use http::{HeaderMap, HeaderValue};
 use http_body::Frame;
 use http_body_util::{BodyExt, Full};
@@ -79,18 +80,41 @@ pub(crate) struct Backend {
     pub(crate) prefix: &'static str,
     /// The fully qualified services it serves.
     pub(crate) services: &'static [&'static str],
-    /// The pooled, lazily connected HTTP/2 channel to it.
-    pub(crate) channel: Channel,
+    /// The lazily connected HTTP/2 connections to it.
+    pub(crate) pool: ChannelPool,
 }
 
-/// A lazily connected channel to `uri`.
-pub(crate) fn connect_lazy(uri: http::Uri) -> Channel {
-    Endpoint::from(uri)
-        .tcp_nodelay(true)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .connect_lazy()
+/// A few HTTP/2 connections to one backend, used in turn. A tonic
+/// `Channel` is one connection behind a queue that one task serves: every
+/// call of the gateway would wait in that queue and in that one connection's
+/// task, so under load calls queue there while other cores sit idle.
+#[derive(Debug, Clone)]
+pub(crate) struct ChannelPool {
+    channels: Arc<[Channel]>,
+    next: Arc<AtomicUsize>,
+}
+
+impl ChannelPool {
+    /// `connections` (at least one) lazily connected channels to `uri`.
+    pub(crate) fn connect_lazy(uri: http::Uri, connections: usize) -> Self {
+        let endpoint = Endpoint::from(uri)
+            .tcp_nodelay(true)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10));
+        Self {
+            channels: (0..connections.max(1))
+                .map(|_| endpoint.connect_lazy())
+                .collect(),
+            next: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The next connection in turn (a retry gets another one).
+    pub(crate) fn channel(&self) -> Channel {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        self.channels[turn % self.channels.len()].clone()
+    }
 }
 
 /// Removes every identity and credential the caller sent.
@@ -118,7 +142,8 @@ pub(crate) struct Proxy {
 struct Shared {
     backends: Vec<Backend>,
     auth: Authenticator,
-    signer: AssertionSigner,
+    /// The signed assertion of each recent principal.
+    assertions: AssertionCache,
     /// Cancelled when the grace period after shutdown is over: calls still
     /// running end with UNAVAILABLE so that callers reconnect elsewhere.
     closing: CancellationToken,
@@ -142,7 +167,7 @@ impl Proxy {
     pub(crate) fn new(
         backends: Vec<Backend>,
         auth: Authenticator,
-        signer: AssertionSigner,
+        assertions: AssertionCache,
         closing: CancellationToken,
         limits: Limits,
         metrics: Arc<Metrics>,
@@ -151,7 +176,7 @@ impl Proxy {
             shared: Arc::new(Shared {
                 backends,
                 auth,
-                signer,
+                assertions,
                 closing,
                 limiter: RateLimiter::new(limits.rate_per_second, limits.burst),
                 permits: Arc::new(Semaphore::new(limits.max_concurrent_calls.max(1))),
@@ -288,12 +313,9 @@ impl Shared {
             Err(status) => return log.refuse(status),
         };
         strip_identity(&mut parts.headers);
-        match HeaderValue::from_str(&self.signer.sign(&principal)) {
-            Ok(assertion) => {
-                parts.headers.insert(ASSERTION_HEADER, assertion);
-            }
-            Err(error) => return log.refuse(Error::internal(error).into()),
-        }
+        parts
+            .headers
+            .insert(ASSERTION_HEADER, self.assertions.assertion_for(&principal));
         if let Ok(value) = HeaderValue::from_str(&trace.header()) {
             parts.headers.insert("traceparent", value);
         }
@@ -306,7 +328,12 @@ impl Shared {
         let retryable = Methods::is_read(&log.method);
         let mut attempt = 0;
         loop {
-            let mut headers = parts.headers.clone();
+            // Only an attempt that may be retried needs to keep the headers.
+            let mut headers = if retryable && attempt < self.limits.max_retries {
+                parts.headers.clone()
+            } else {
+                std::mem::take(&mut parts.headers)
+            };
             if let Some(deadline) = deadline {
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 if remaining.is_zero() {
@@ -322,7 +349,7 @@ impl Shared {
             *upstream.version_mut() = http::Version::HTTP_2;
             *upstream.headers_mut() = headers;
 
-            let mut channel = backend.channel.clone();
+            let mut channel = backend.pool.channel();
             let send = async move {
                 match channel.ready().await {
                     Ok(ready) => ready.call(upstream).await,
@@ -387,6 +414,8 @@ async fn read_message(
     deadline: Option<Instant>,
 ) -> Result<Bytes, Status> {
     let read = async {
+        // A small request arrives in one frame: kept as it is, not copied.
+        let mut first: Option<Bytes> = None;
         let mut buffer = Vec::new();
         while let Some(frame) = body.frame().await {
             let frame =
@@ -394,18 +423,30 @@ async fn read_message(
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            buffer.extend_from_slice(&data);
-            if let Some(prefix) = buffer.get(1..5) {
+            let received = match first.take() {
+                None if buffer.is_empty() => {
+                    first = Some(data);
+                    first.as_deref().unwrap_or_default()
+                }
+                earlier => {
+                    if let Some(earlier) = earlier {
+                        buffer.extend_from_slice(&earlier);
+                    }
+                    buffer.extend_from_slice(&data);
+                    &buffer[..]
+                }
+            };
+            if let Some(prefix) = received.get(1..5) {
                 let declared = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
                 if usize::try_from(declared).map_or(true, |d| d > limit) {
                     return Err(too_large(Some(declared), limit));
                 }
             }
-            if buffer.len() > limit.saturating_add(5) {
+            if received.len() > limit.saturating_add(5) {
                 return Err(too_large(None, limit));
             }
         }
-        Ok(Bytes::from(buffer))
+        Ok(first.unwrap_or_else(|| Bytes::from(buffer)))
     };
     match deadline {
         Some(deadline) => tokio::time::timeout_at(deadline.into(), read)

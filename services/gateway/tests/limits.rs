@@ -237,6 +237,35 @@ fn grpc_timeout(headers: &http::HeaderMap) -> Duration {
 }
 
 #[tokio::test]
+async fn calls_are_spread_over_the_configured_backend_connections() {
+    let mut extras = GatewayExtras::default();
+    extras.backends.connections = 3;
+    let (env, backends) = start_generic(extras, test_jwt()).await;
+    let channel = env.channel().await;
+    // Nine calls in turn cover all three connections even when health
+    // probes, which take turns from the same pool, take one or two.
+    for _ in 0..9 {
+        raw_unary(channel.clone(), GET_TASK, office_request(&env))
+            .await
+            .unwrap();
+    }
+    let recorder = &backends[1].1;
+    assert_eq!(recorder.count(GET_TASK), 9);
+    assert_eq!(
+        recorder.call_connections.lock().unwrap().len(),
+        3,
+        "calls take the three configured connections in turn"
+    );
+    assert_eq!(
+        recorder
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "no connection beyond the configured ones, health probes included"
+    );
+}
+
+#[tokio::test]
 async fn reads_are_retried_on_unavailable_and_mutations_are_not() {
     let (env, backends) = start_generic(GatewayExtras::default(), test_jwt()).await;
     let channel = env.channel().await;

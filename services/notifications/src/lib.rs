@@ -9,6 +9,7 @@
 pub mod delivery;
 pub mod domain;
 mod grpc;
+pub mod hub;
 pub mod names;
 pub mod scheduler;
 pub mod storage;
@@ -21,7 +22,7 @@ use dondoc_contracts::assignments::v1::WatchEventsRequest;
 use dondoc_contracts::assignments::v1::task_event_service_client::TaskEventServiceClient;
 use dondoc_contracts::directives::v1::agency_service_client::AgencyServiceClient;
 use dondoc_database::ServiceSchema;
-use dondoc_events::{Cursor, FollowSettings, Wake, consumer};
+use dondoc_events::{Cursor, Wake, consumer};
 use dondoc_identity::ServiceCredentials;
 use dondoc_server::{Server, ServerParts, ServiceConfig, StartError, open_database};
 use dondoc_time::Clock;
@@ -66,10 +67,10 @@ pub struct State {
     pub pool: PgPool,
     /// Injected clock.
     pub clock: Clock,
-    /// Wakes notification streams.
+    /// Wakes the stream hub and the deliverer after notifications commit.
     pub notifications: Wake,
-    /// Stream pacing.
-    pub follow: FollowSettings,
+    /// Serves every notification stream of this replica from one reader.
+    pub hub: hub::Hub,
     /// Ends streams on shutdown.
     pub shutdown: CancellationToken,
     /// Delivery settings (allow-list, SMTP, secret rotation).
@@ -118,11 +119,18 @@ impl App {
         dondoc_server::metrics::consumer_collector(&metrics, upstream_status.clone());
         server.readiness().watch_consumer(upstream_status.clone());
         storage::jobs::backlog_collector(&metrics, pool.clone(), clock.clone());
+        let hub = hub::Hub::start(
+            pool.clone(),
+            config.service.follow.clone(),
+            hub::DEFAULT_STREAM_BUFFER,
+        )
+        .await
+        .map_err(|e| StartError::Database(e.into()))?;
         let state = Arc::new(State {
+            hub,
             pool,
             clock,
             notifications: Wake::new(),
-            follow: config.service.follow.clone(),
             shutdown,
             delivery: config.scheduler.delivery.clone(),
         });
@@ -170,6 +178,12 @@ impl App {
             settings: self.config.scheduler.clone(),
         };
         let worker = tokio::spawn(scheduler.run(shutdown.clone()));
+        let hub = tokio::spawn(
+            self.state
+                .hub
+                .clone()
+                .run(self.state.notifications.clone(), shutdown.clone()),
+        );
         let deliverer = delivery::Deliverer {
             pool: self.state.pool.clone(),
             clock: self.state.clock.clone(),
@@ -223,6 +237,7 @@ impl App {
         shutdown.cancel();
         let _ = follower.await;
         let _ = worker.await;
+        let _ = hub.await;
         let _ = deliveries.await;
         self.state.pool.close().await;
         served.map_err(StartError::from)

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dondoc_contracts::directives::v1::GetAgencyRequest;
 use dondoc_contracts::directives::v1::agency_service_client::AgencyServiceClient;
@@ -12,11 +12,17 @@ use dondoc_identity::ServiceCredentials;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+/// How long an agency the directory does not know is not asked about again:
+/// a burst of reminders for it makes one lookup, not one each, and an agency
+/// added later is named within this time.
+const UNKNOWN_FOR: Duration = Duration::from_secs(60);
+
 /// Cached agency display names.
 #[derive(Debug, Clone)]
 pub struct AgencyNames {
     client: Option<AgencyServiceClient<InterceptedService<Channel, ServiceCredentials>>>,
     cache: Arc<Mutex<HashMap<String, String>>>,
+    unknown: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl AgencyNames {
@@ -27,6 +33,7 @@ impl AgencyNames {
         Self {
             client: Some(client),
             cache: Arc::default(),
+            unknown: Arc::default(),
         }
     }
 
@@ -35,6 +42,7 @@ impl AgencyNames {
         Self {
             client: None,
             cache: Arc::default(),
+            unknown: Arc::default(),
         }
     }
 
@@ -52,6 +60,15 @@ impl AgencyNames {
         let Some(mut client) = self.client.clone() else {
             return fallback;
         };
+        let known_unknown = self
+            .unknown
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(code)
+            .is_some_and(|since| since.elapsed() < UNKNOWN_FOR);
+        if known_unknown {
+            return fallback;
+        }
         let request = GetAgencyRequest {
             name: fallback.clone(),
         };
@@ -70,6 +87,12 @@ impl AgencyNames {
             }
             Ok(Err(status)) => {
                 tracing::warn!(code, %status, "agency name lookup failed");
+                if status.code() == tonic::Code::NotFound {
+                    self.unknown
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(code.to_string(), Instant::now());
+                }
                 fallback
             }
             Err(_) => {

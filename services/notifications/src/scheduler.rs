@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::delivery::{DeliverySettings, SmtpSettings};
 use crate::domain::digest::{self, DigestTask};
 use crate::domain::message::{self, TaskSummary};
-use crate::domain::policy::{ReminderKind, ReminderPolicy};
+use crate::domain::policy::{Reminder, ReminderKind, ReminderPolicy};
 use crate::domain::webhook::{AllowList, RetrySchedule};
 use crate::names::AgencyNames;
 use crate::storage::jobs::{self, ClaimedJob};
@@ -313,49 +313,100 @@ impl Scheduler {
         )
         .await?;
         let count = claimed.len();
-        // Each job is its own short transaction, fenced by its lease token:
-        // handling several at once is what several replicas would do, and
-        // keeps the batch from waiting on one commit after another.
-        futures::stream::iter(claimed)
-            .for_each_concurrent(HANDLERS_PER_BATCH, |job| async move {
-                if let Err(error) = self.handle(&job).await {
-                    // The lease expires and the job is claimed again.
-                    tracing::warn!(job = job.id, %error, "reminder failed; it will be retried");
-                }
-            })
-            .await;
-        if count > 0 {
-            self.notifications.wake();
+        if count == 0 {
+            return Ok(0);
         }
+        // The whole batch in one transaction: a handful of statements and
+        // one commit instead of several round trips and a commit per job.
+        if let Err(error) = self.handle_batch(&claimed).await {
+            // One job that cannot be handled must not hold back the others:
+            // retry them one by one; a job that fails again keeps its lease,
+            // which expires, and is claimed again later.
+            tracing::warn!(%error, jobs = count, "reminder batch failed; handling its jobs one by one");
+            futures::stream::iter(&claimed)
+                .for_each_concurrent(HANDLERS_PER_BATCH, |job| async move {
+                    if let Err(error) = self.handle(job).await {
+                        tracing::warn!(job = job.id, %error, "reminder failed; it will be retried");
+                    }
+                })
+                .await;
+        }
+        self.notifications.wake();
         Ok(count)
     }
 
     /// Handles one claimed job in one transaction.
     pub async fn handle(&self, job: &ClaimedJob) -> Result<(), Error> {
+        self.handle_batch(std::slice::from_ref(job)).await
+    }
+
+    /// Handles claimed jobs in one transaction: those this claim still
+    /// holds (fenced by their lease tokens) are re-checked against their
+    /// task's deadline, their notifications written (once per dedupe key),
+    /// the next weekly overdue reminder scheduled, and the jobs finished.
+    pub async fn handle_batch(&self, claimed: &[ClaimedJob]) -> Result<(), Error> {
         let storage = dondoc_database::storage_error;
+        let task_ids: Vec<i64> = claimed.iter().map(|job| job.task_id).collect();
         // Names are looked up before the transaction, so it stays short.
         let mut conn = self.pool.acquire().await.map_err(storage)?;
-        let Some(peek) = deadlines::get(&mut conn, job.task_id).await? else {
-            drop(conn);
-            return self.finish(job, "CANCELLED").await;
-        };
+        let peeked = deadlines::get_many(&mut conn, &task_ids, false).await?;
         drop(conn);
-        let lead = self.names.names(&peek.lead_agencies).await;
+        // Many tasks of a batch share their lead agencies: one lookup each.
+        let mut by_leads: std::collections::HashMap<&[String], String> =
+            std::collections::HashMap::new();
+        let mut lead_names = std::collections::HashMap::new();
+        for d in peeked.values() {
+            let name = match by_leads.get(d.lead_agencies.as_slice()) {
+                Some(name) => name.clone(),
+                None => {
+                    let name = self.names.names(&d.lead_agencies).await;
+                    by_leads.insert(&d.lead_agencies, name.clone());
+                    name
+                }
+            };
+            lead_names.insert(d.task_id, name);
+        }
 
         let mut tx = self.pool.begin().await.map_err(storage)?;
-        if !jobs::still_mine(&mut tx, job).await? {
-            return Ok(());
+        let mine = jobs::still_mine_many(&mut tx, claimed).await?;
+        let deadlines = deadlines::get_many(&mut tx, &task_ids, true).await?;
+        let (mut done, mut cancelled) = (Vec::new(), Vec::new());
+        let mut written = Vec::new();
+        for job in claimed.iter().filter(|job| mine.contains(&job.id)) {
+            let live = deadlines.get(&job.task_id).filter(|d| {
+                d.open && d.deadline_version == job.deadline_version && d.due_date.is_some()
+            });
+            let Some(d) = live else {
+                // Completed, withdrawn or rescheduled since: nothing to say.
+                cancelled.push(job.id);
+                continue;
+            };
+            let lead = match lead_names.get(&d.task_id) {
+                Some(name) => name.clone(),
+                // The task appeared between the peek and the lock.
+                None => self.names.names(&d.lead_agencies).await,
+            };
+            if let Some(next) = self.reminder(job, d, lead, &mut written) {
+                jobs::schedule(&mut tx, d.task_id, d.deadline_version, &[next]).await?;
+            }
+            done.push(job.id);
         }
-        let deadline = deadlines::get(&mut tx, job.task_id).await?;
-        let live = deadline.as_ref().filter(|d| {
-            d.open && d.deadline_version == job.deadline_version && d.due_date.is_some()
-        });
-        let Some(d) = live else {
-            // Completed, withdrawn or rescheduled since: nothing to say.
-            jobs::finish(&mut tx, job.id, "CANCELLED").await?;
-            tx.commit().await.map_err(storage)?;
-            return Ok(());
-        };
+        notifications::insert_many(&mut tx, &written).await?;
+        jobs::finish_many(&mut tx, &done, "DONE").await?;
+        jobs::finish_many(&mut tx, &cancelled, "CANCELLED").await?;
+        tx.commit().await.map_err(storage)
+    }
+
+    /// The notifications of one live reminder (one per lead and
+    /// coordinating agency), appended to `out`, and the next weekly overdue
+    /// reminder to schedule, if any.
+    fn reminder(
+        &self,
+        job: &ClaimedJob,
+        d: &deadlines::Deadline,
+        lead: String,
+        out: &mut Vec<NewNotification>,
+    ) -> Option<Reminder> {
         let due = d.due_date.unwrap_or_default();
         let fired_on = local_date(job.fire_at);
         let summary = TaskSummary {
@@ -383,41 +434,23 @@ impl Scheduler {
         };
         let recipients = d.lead_agencies.iter().chain(d.coordinating_agencies.iter());
         for recipient in recipients {
-            notifications::insert(
-                &mut tx,
-                &NewNotification {
-                    dedupe_key: format!("reminder:{}:{recipient}", job.id),
-                    kind: kind.as_str().into(),
-                    recipient: recipient.clone(),
-                    task_id: Some(d.task_id),
-                    directive_number: d.directive_number.clone(),
-                    directive: d.directive.clone(),
-                    lead_agency: d.lead_agencies.first().cloned().unwrap_or_default(),
-                    due_date: d.due_date,
-                    key_task: d.key_task,
-                    title: text.title.clone(),
-                    body: text.body.clone(),
-                    notified_at: self.clock.now(),
-                },
-            )
-            .await?;
+            out.push(NewNotification {
+                dedupe_key: format!("reminder:{}:{recipient}", job.id),
+                kind: kind.as_str().into(),
+                recipient: recipient.clone(),
+                task_id: Some(d.task_id),
+                directive_number: d.directive_number.clone(),
+                directive: d.directive.clone(),
+                lead_agency: d.lead_agencies.first().cloned().unwrap_or_default(),
+                due_date: d.due_date,
+                key_task: d.key_task,
+                title: text.title.clone(),
+                body: text.body.clone(),
+                notified_at: self.clock.now(),
+            });
         }
-        if kind == ReminderKind::Overdue
-            && let Some(next) = self.policy.next_overdue(due, fired_on)
-        {
-            jobs::schedule(&mut tx, d.task_id, d.deadline_version, &[next]).await?;
-        }
-        jobs::finish(&mut tx, job.id, "DONE").await?;
-        tx.commit().await.map_err(storage)?;
-        Ok(())
-    }
-
-    async fn finish(&self, job: &ClaimedJob, state: &str) -> Result<(), Error> {
-        let storage = dondoc_database::storage_error;
-        let mut tx = self.pool.begin().await.map_err(storage)?;
-        if jobs::still_mine(&mut tx, job).await? {
-            jobs::finish(&mut tx, job.id, state).await?;
-        }
-        tx.commit().await.map_err(storage)
+        (kind == ReminderKind::Overdue)
+            .then(|| self.policy.next_overdue(due, fired_on))
+            .flatten()
     }
 }

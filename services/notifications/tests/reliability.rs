@@ -584,3 +584,70 @@ async fn a_weekly_digest_goes_out_once_per_agency_and_week() {
     s.plan_digests().await.unwrap();
     assert_eq!(s.tick_digests().await.unwrap(), 0, "once per week");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_handles_each_job_by_its_own_task_and_skips_jobs_it_no_longer_holds() {
+    let pool = pool().await;
+    let clock = Clock::manual(at8(2024, 9, 27));
+    tasks_with_due_jobs(&pool, 5).await;
+    let mut conn = pool.acquire().await.unwrap();
+    // Task 2 gains a coordinating agency, task 3 is completed, task 4's due
+    // date moved (a new deadline version), all before the reminders fire.
+    let mut d2 = deadlines::get(&mut conn, 2).await.unwrap().unwrap();
+    d2.coordinating_agencies = vec!["so-tc".into()];
+    deadlines::upsert(&mut conn, &d2).await.unwrap();
+    let mut d3 = deadlines::get(&mut conn, 3).await.unwrap().unwrap();
+    d3.open = false;
+    deadlines::upsert(&mut conn, &d3).await.unwrap();
+    let mut d4 = deadlines::get(&mut conn, 4).await.unwrap().unwrap();
+    d4.deadline_version = 2;
+    deadlines::upsert(&mut conn, &d4).await.unwrap();
+
+    let worker = scheduler(&pool, &clock, Duration::from_secs(60));
+    let claimed = jobs::claim(&pool, clock.now(), 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 5);
+    // Task 5's job was rescued by another replica meanwhile: a new token.
+    sqlx::query(
+        "UPDATE reminder_jobs SET lease_token = nextval('reminder_fencing') WHERE task_id = 5",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    worker.handle_batch(&claimed).await.unwrap();
+
+    let written: Vec<(i64, String)> =
+        sqlx::query_as("SELECT task_id, recipient FROM notifications ORDER BY tx_id, id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        written,
+        [
+            (1, "so-ldtbxh".to_string()),
+            (2, "so-ldtbxh".to_string()),
+            (2, "so-tc".to_string()),
+        ],
+        "one per recipient of each live task, in job order"
+    );
+    let states: Vec<(i64, String)> =
+        sqlx::query_as("SELECT task_id, state FROM reminder_jobs ORDER BY task_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        states,
+        [
+            (1, "DONE".to_string()),
+            (2, "DONE".to_string()),
+            (3, "CANCELLED".to_string()),
+            (4, "CANCELLED".to_string()),
+            (5, "PENDING".to_string()),
+        ],
+        "the job held by another claim is left to it"
+    );
+    // Handling the same claim again changes nothing.
+    worker.handle_batch(&claimed).await.unwrap();
+    assert_eq!(count(&pool, "SELECT count(*) FROM notifications").await, 3);
+}

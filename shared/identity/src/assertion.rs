@@ -5,9 +5,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use dondoc_time::Clock;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
+use crate::cache::{DEFAULT_CAPACITY, VerifiedAssertions, unix_seconds};
 use crate::{Principal, Role};
 
 /// The metadata key that carries the gateway's signed assertion.
@@ -126,9 +128,18 @@ impl AssertionSigner {
         self.key.public_base64()
     }
 
+    /// How long an assertion is valid after it is signed.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// A compact EdDSA JWS asserting `principal`.
     pub fn sign(&self, principal: &Principal) -> String {
-        let now = unix_now();
+        self.sign_at(principal, unix_now())
+    }
+
+    /// [`AssertionSigner::sign`] as if now were `now` (Unix seconds).
+    pub(crate) fn sign_at(&self, principal: &Principal, now: u64) -> String {
         let header = Header {
             alg: "EdDSA".into(),
             kid: self.issuer.clone(),
@@ -202,30 +213,54 @@ impl TrustedKeys {
     }
 }
 
-/// Verifies assertions against the trusted keys.
+/// Verifies assertions against the trusted keys. An assertion verified once
+/// is remembered by its exact text until it expires (at most 4,096 at once),
+/// so the calls that carry the same assertion skip the Ed25519 check. Clones
+/// share the keys and what was verified; a verifier built with other keys
+/// remembers nothing of this one's.
 #[derive(Debug, Clone)]
 pub struct AssertionVerifier {
     keys: Arc<TrustedKeys>,
+    clock: Clock,
+    pub(crate) verified: Arc<VerifiedAssertions>,
 }
 
 /// The issuer whose key may assert any principal.
 const GATEWAY_ISSUER: &str = "gateway";
 
 impl AssertionVerifier {
-    /// A verifier trusting `keys`.
+    /// A verifier trusting `keys`, on the system clock.
     pub fn new(keys: TrustedKeys) -> Self {
+        Self::with_clock(keys, Clock::system())
+    }
+
+    /// A verifier trusting `keys` that reads expiry against `clock`.
+    pub fn with_clock(keys: TrustedKeys, clock: Clock) -> Self {
+        Self::with_capacity(keys, clock, DEFAULT_CAPACITY)
+    }
+
+    pub(crate) fn with_capacity(keys: TrustedKeys, clock: Clock, capacity: usize) -> Self {
         Self {
             keys: Arc::new(keys),
+            clock,
+            verified: Arc::new(VerifiedAssertions::new(capacity)),
         }
     }
 
     /// The principal `token` asserts, if it is valid now.
     pub fn verify(&self, token: &str) -> Result<Principal, AssertionError> {
-        self.verify_at(token, unix_now())
+        let now = unix_seconds(&self.clock);
+        if let Some(principal) = self.verified.get(token, now) {
+            return Ok(principal);
+        }
+        let (principal, expires) = self.verify_at(token, now)?;
+        self.verified.insert(token, principal.clone(), expires, now);
+        Ok(principal)
     }
 
-    /// The principal `token` asserts, if it is valid at `now` (Unix seconds).
-    fn verify_at(&self, token: &str, now: u64) -> Result<Principal, AssertionError> {
+    /// The principal `token` asserts and its expiry, if it is valid at
+    /// `now` (Unix seconds): the full check, signature included.
+    fn verify_at(&self, token: &str, now: u64) -> Result<(Principal, u64), AssertionError> {
         let mut parts = token.split('.');
         let (Some(header), Some(claims), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -267,7 +302,7 @@ impl AssertionVerifier {
         if claims.iss != GATEWAY_ISSUER && principal != Principal::service(&claims.iss) {
             return Err(AssertionError::ForeignSubject);
         }
-        Ok(principal)
+        Ok((principal, claims.exp))
     }
 }
 
@@ -415,7 +450,7 @@ mod tests {
         );
         let token = gateway.sign(&officer());
         assert_eq!(
-            verifier.verify_at(&token, unix_now() + 61),
+            verifier.verify_at(&token, unix_now() + 61).map(|(p, _)| p),
             Err(AssertionError::Expired)
         );
     }

@@ -8,10 +8,16 @@
 //! one issuer: the gateway may assert any principal, while a service's own
 //! key can only assert that service itself (`services/<name>`, role
 //! `service`), so a compromised service cannot impersonate people.
+//!
+//! Ed25519 stays off the per-call path: the gateway reuses the assertion of a
+//! principal while more than half its lifetime remains ([`AssertionCache`]),
+//! and a service's [`AssertionVerifier`] remembers the exact assertions it
+//! has verified until they expire.
 
 #![forbid(unsafe_code)]
 
 mod assertion;
+mod cache;
 mod layer;
 mod principal;
 
@@ -19,5 +25,6 @@ pub use assertion::{
     ASSERTION_HEADER, AssertionError, AssertionSigner, AssertionVerifier, KeyPair,
     ServiceCredentials, TrustedKeys,
 };
+pub use cache::AssertionCache;
 pub use layer::{RequireAssertion, RequireAssertionLayer, is_public_path};
 pub use principal::{Principal, Role, principal};

@@ -67,7 +67,7 @@ impl FromStr for Role {
 }
 
 /// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Principal {
     /// Who: "users/…", "systems/…" or "services/…".
     pub subject: String,

@@ -2,6 +2,12 @@
 //! deadline state, with the predicates of `tasks::deadline_predicate` (the
 //! SQL translation of `domain::deadline::classify`). Recurring duties are
 //! not counted; their occurrences are.
+//!
+//! The province, one agency (led or coordinated) and one lead agency, with
+//! or without `key_task`, are read from the counters of migration
+//! `0104_task_tallies.sql` (kept by triggers in the writing transaction)
+//! with the same predicates summed over counter rows; any other filter
+//! counts the tasks themselves.
 
 use chrono::NaiveDate;
 use dondoc_database::storage_error;
@@ -9,8 +15,12 @@ use dondoc_errors::Error;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
-use super::tasks::{deadline_predicate, long_overdue_predicate, nearly_overdue_predicate};
-use crate::domain::deadline::{DeadlinePolicy, DeadlineState};
+use super::tasks::{
+    date_literal, deadline_predicate, long_overdue_predicate, nearly_overdue_predicate,
+};
+use crate::domain::deadline::{
+    DeadlinePolicy, DeadlineState, long_overdue_before, nearly_overdue_until,
+};
 use crate::domain::statistics::Counts;
 
 /// Scope and period of a statistic.
@@ -40,9 +50,21 @@ pub struct Scope {
 
 const COLUMNS_PER_COUNTS: usize = 9;
 
+/// What a counts column adds up: task rows, or the `tasks` column of
+/// counter rows.
+#[derive(Debug, Clone, Copy)]
+enum Tally {
+    Rows,
+    CounterRows,
+}
+
 /// The nine aggregate columns of [`Counts`], restricted by `only` (an SQL
 /// predicate, e.g. `key_task`).
-fn counts_columns(today: NaiveDate, policy: &DeadlinePolicy, only: &str) -> String {
+fn counts_columns(today: NaiveDate, policy: &DeadlinePolicy, only: &str, tally: Tally) -> String {
+    let count = match tally {
+        Tally::Rows => "COUNT(*)",
+        Tally::CounterRows => "SUM(tasks)",
+    };
     let state = |s| deadline_predicate(s, today);
     let predicates = [
         "stage <> 'WITHDRAWN'".to_string(),
@@ -57,7 +79,7 @@ fn counts_columns(today: NaiveDate, policy: &DeadlinePolicy, only: &str) -> Stri
     ];
     predicates
         .iter()
-        .map(|p| format!("COUNT(*) FILTER (WHERE ({only}) AND ({p}))"))
+        .map(|p| format!("COALESCE({count} FILTER (WHERE ({only}) AND ({p})), 0)::bigint"))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -130,8 +152,148 @@ pub struct Figures {
     pub by_agency: Vec<(String, Counts)>,
 }
 
-/// Computes the figures of a scope.
+/// Computes the figures of a scope: from the counters when the scope has
+/// them, else from the tasks.
 pub async fn figures(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    today: NaiveDate,
+    policy: &DeadlinePolicy,
+) -> Result<Figures, Error> {
+    match counter_scope(scope, today, policy) {
+        Some(counted) => figures_from_counters(conn, &counted, today, policy).await,
+        None => figures_from_tasks(conn, scope, today, policy).await,
+    }
+}
+
+/// A scope that the counters hold: `''` (the province) or an agency (with
+/// `leads`: only the tasks it leads), optionally key tasks only or not, and
+/// the first due date read day by day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterScope {
+    /// `''` or an agency code.
+    pub scope: String,
+    /// Only tasks the agency leads.
+    pub leads: bool,
+    /// Key tasks only (or not key tasks).
+    pub key_task: Option<bool>,
+    /// Counter rows due from this date on are read by due date; earlier ones
+    /// stand at DATE '0001-01-01'.
+    pub detail_from: NaiveDate,
+}
+
+/// The stand-in due date of `task_tally_totals` (migration 0104).
+fn stand_in_due() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(NaiveDate::MIN)
+}
+
+/// The counter scope of `scope` on `today`, if the counters hold it.
+pub fn counter_scope(
+    scope: &Scope,
+    today: NaiveDate,
+    policy: &DeadlinePolicy,
+) -> Option<CounterScope> {
+    let Scope {
+        lead,
+        agency,
+        directive: None,
+        issuer: None,
+        assign_from: None,
+        assign_until: None,
+        due_from: None,
+        due_until: None,
+        key_task,
+        visible_to_agency,
+    } = scope
+    else {
+        return None;
+    };
+    // Every agency condition must name the same agency; `''` is the
+    // province's scope, never an agency's (codes are never empty, but an
+    // empty one must not widen what a caller sees).
+    let mut named = [lead, agency, visible_to_agency].into_iter().flatten();
+    let counted = match named.next() {
+        None => String::new(),
+        Some(first) if !first.is_empty() && named.all(|other| other == first) => first.clone(),
+        Some(_) => return None,
+    };
+    // Every bound of the predicates is at or after `detail_from`, and the
+    // stand-in is before it: a task due earlier gets the same answer from
+    // every predicate as the stand-in does.
+    let detail_from = long_overdue_before(today, policy)
+        .min(today)
+        .min(nearly_overdue_until(today, policy));
+    if detail_from <= stand_in_due() {
+        return None;
+    }
+    Some(CounterScope {
+        scope: counted,
+        leads: lead.is_some(),
+        key_task: *key_task,
+        detail_from,
+    })
+}
+
+/// Figures from `task_tally_totals` and, from `detail_from` on,
+/// `task_tally_days`: rows of (stage, due_date, completion_date, tasks)
+/// summed with the task predicates (see migration 0104).
+pub async fn figures_from_counters(
+    conn: &mut PgConnection,
+    counted: &CounterScope,
+    today: NaiveDate,
+    policy: &DeadlinePolicy,
+) -> Result<Figures, Error> {
+    let condition = |sql: &mut QueryBuilder<Postgres>| {
+        sql.push(" WHERE scope = ").push_bind(counted.scope.clone());
+        if counted.leads {
+            sql.push(" AND scope_leads");
+        }
+        if let Some(key) = counted.key_task {
+            sql.push(" AND key_task = ").push_bind(key);
+        }
+    };
+    let detail_from = date_literal(counted.detail_from);
+    let stand_in = date_literal(stand_in_due());
+    let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+        "SELECT lead_agency, {}, {} FROM (\
+         SELECT lead_agency, key_task, stage, NULLIF(due_date, 'infinity') AS due_date, \
+         NULLIF(completion_date, 'infinity') AS completion_date, tasks FROM task_tally_totals",
+        counts_columns(today, policy, "true", Tally::CounterRows),
+        counts_columns(today, policy, "key_task", Tally::CounterRows),
+    ));
+    condition(&mut sql);
+    sql.push(
+        " UNION ALL SELECT lead_agency, key_task, stage, due_date, NULL, tasks FROM task_tally_days",
+    );
+    condition(&mut sql);
+    sql.push(format!(" AND due_date >= {detail_from}"));
+    sql.push(format!(
+        " UNION ALL SELECT lead_agency, key_task, stage, {stand_in}, NULL, -tasks FROM task_tally_days"
+    ));
+    condition(&mut sql);
+    sql.push(format!(
+        " AND due_date >= {detail_from}) AS tally GROUP BY lead_agency HAVING SUM(tasks) > 0"
+    ));
+    let rows = sql
+        .build()
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(storage_error)?;
+    let mut figures = Figures::default();
+    for row in rows {
+        let lead: String = row.try_get(0).map_err(storage_error)?;
+        if lead.is_empty() {
+            figures.all = read_counts(&row, 1)?;
+            figures.key_tasks = read_counts(&row, 1 + COLUMNS_PER_COUNTS)?;
+        } else {
+            figures.by_agency.push((lead, read_counts(&row, 1)?));
+        }
+    }
+    Ok(figures)
+}
+
+/// Figures counted over the tasks in scope.
+pub async fn figures_from_tasks(
     conn: &mut PgConnection,
     scope: &Scope,
     today: NaiveDate,
@@ -139,8 +301,8 @@ pub async fn figures(
 ) -> Result<Figures, Error> {
     let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!(
         "SELECT {}, {} FROM tasks",
-        counts_columns(today, policy, "true"),
-        counts_columns(today, policy, "key_task")
+        counts_columns(today, policy, "true", Tally::Rows),
+        counts_columns(today, policy, "key_task", Tally::Rows)
     ));
     push_scope(&mut sql, scope);
     let row = sql
@@ -153,7 +315,7 @@ pub async fn figures(
 
     let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!(
         "SELECT lead.code, {} FROM tasks CROSS JOIN LATERAL unnest(lead_agencies) AS lead(code)",
-        counts_columns(today, policy, "true"),
+        counts_columns(today, policy, "true", Tally::Rows),
     ));
     push_scope(&mut sql, scope);
     sql.push(" GROUP BY lead.code");
@@ -199,7 +361,7 @@ pub async fn rollups(
     let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!(
         "SELECT directive_id, max(directive_number), \
          bool_and(stage IN ('COMPLETED', 'WITHDRAWN')), {} FROM tasks",
-        counts_columns(today, policy, "true"),
+        counts_columns(today, policy, "true", Tally::Rows),
     ));
     push_scope(&mut sql, scope);
     sql.push(" AND directive_id IS NOT NULL");

@@ -346,6 +346,13 @@ pub fn deadline_condition(
 
 /// One page ordered by (due date, id) with tasks without a due date last,
 /// after the key `after`.
+///
+/// A page filtered by agency (`lead`, `agency`, or an agency user's
+/// visibility) is read from `task_agencies` in its list order, joined to its
+/// tasks: the next `limit` index entries of the agency (of its stage, with a
+/// stage filter) instead of every task of the agency sorted. Other filters
+/// apply to the joined task rows (the side table's column names differ from
+/// `tasks`' so that the task predicates apply unqualified).
 pub async fn list(
     conn: &mut PgConnection,
     query: &TaskQuery,
@@ -353,13 +360,39 @@ pub async fn list(
     after: Option<(NaiveDate, i64)>,
     limit: i64,
 ) -> Result<Vec<TaskRecord>, Error> {
-    // Tasks without a due date sort as the far future.
-    const NO_DUE: &str = "COALESCE(due_date, DATE '9999-12-31')";
-    let mut sql: QueryBuilder<Postgres> =
-        QueryBuilder::new(format!("SELECT {COLUMNS} FROM tasks WHERE true"));
+    let driving = driving_agency(query);
+    let (due_key, id_key) = match driving {
+        Some(_) => ("a.due_key", "a.task_id"),
+        // Tasks without a due date sort as the far future.
+        None => ("COALESCE(due_date, DATE '9999-12-31')", "id"),
+    };
+    let mut sql: QueryBuilder<Postgres> = match driving {
+        Some(driving) => {
+            let mut sql = QueryBuilder::new(format!(
+                "SELECT {COLUMNS} FROM task_agencies a JOIN tasks ON tasks.id = a.task_id \
+                 WHERE a.agency = "
+            ));
+            sql.push_bind(driving.agency.to_string());
+            if driving.leads {
+                sql.push(" AND a.leads");
+            }
+            if let Some(stage) = query.stage {
+                sql.push(" AND a.task_stage = ").push_bind(stage.as_str());
+            }
+            sql
+        }
+        None => {
+            let mut sql = QueryBuilder::new(format!("SELECT {COLUMNS} FROM tasks WHERE true"));
+            if let Some(stage) = query.stage {
+                sql.push(" AND stage = ").push_bind(stage.as_str());
+            }
+            sql
+        }
+    };
     for agency in [&query.agency, &query.visible_to_agency]
         .into_iter()
         .flatten()
+        .filter(|agency| driving.is_none_or(|d| d.agency != agency.as_str()))
     {
         sql.push(" AND (")
             // `@>` (not `= ANY`) so that the GIN indexes serve it.
@@ -369,13 +402,14 @@ pub async fn list(
             .push_bind(agency.clone())
             .push("::text])");
     }
-    if let Some(lead) = &query.lead {
+    if let Some(lead) = query
+        .lead
+        .as_ref()
+        .filter(|lead| driving.is_none_or(|d| !d.leads || d.agency != lead.as_str()))
+    {
         sql.push(" AND lead_agencies @> ARRAY[")
             .push_bind(lead.clone())
             .push("::text]");
-    }
-    if let Some(stage) = query.stage {
-        sql.push(" AND stage = ").push_bind(stage.as_str());
     }
     if let Some(state) = query.deadline_state {
         deadline_condition(&mut sql, state, today);
@@ -393,18 +427,48 @@ pub async fn list(
         sql.push(" AND directive_id = ").push_bind(directive);
     }
     if let Some((due, id)) = after {
-        sql.push(format!(" AND ({NO_DUE}, id) > ("))
+        sql.push(format!(" AND ({due_key}, {id_key}) > ("))
             .push_bind(due)
             .push(", ")
             .push_bind(id)
             .push(")");
     }
-    sql.push(format!(" ORDER BY {NO_DUE}, id LIMIT "))
+    sql.push(format!(" ORDER BY {due_key}, {id_key} LIMIT "))
         .push_bind(limit);
     sql.build_query_as::<TaskRecord>()
         .fetch_all(conn)
         .await
         .map_err(storage_error)
+}
+
+/// The agency whose `task_agencies` entries drive a filtered read.
+#[derive(Debug, Clone, Copy)]
+struct DrivingAgency<'a> {
+    agency: &'a str,
+    /// Only the tasks it leads.
+    leads: bool,
+}
+
+/// The most selective agency condition of a listing: `lead` (the tasks it
+/// leads), else `agency`, else the caller's visibility.
+fn driving_agency(query: &TaskQuery) -> Option<DrivingAgency<'_>> {
+    query
+        .lead
+        .as_deref()
+        .map(|agency| DrivingAgency {
+            agency,
+            leads: true,
+        })
+        .or_else(|| {
+            query
+                .agency
+                .as_deref()
+                .or(query.visible_to_agency.as_deref())
+                .map(|agency| DrivingAgency {
+                    agency,
+                    leads: false,
+                })
+        })
 }
 
 /// The far-future stand-in for "no due date" in page keys.

@@ -3,6 +3,7 @@
 //! call's metadata and answers one empty message with OK, or UNAVAILABLE
 //! while `fail_next` is above zero, after `delay`.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
 use tonic::codegen::Bytes;
-use tower::Layer;
+use tower::{Layer, ServiceExt};
 
 /// What the backend saw, and how it should answer.
 #[derive(Clone, Default)]
@@ -30,7 +31,15 @@ pub struct Recorder {
     pub fail_next: Arc<AtomicUsize>,
     /// How long to wait before answering.
     pub delay: Arc<Mutex<Duration>>,
+    /// TCP connections accepted (the gateway's connections to this backend).
+    pub connections: Arc<AtomicUsize>,
+    /// The connections (numbered as accepted) that carried proxied calls.
+    pub call_connections: Arc<Mutex<HashSet<usize>>>,
 }
+
+/// The number of the connection a request arrived on.
+#[derive(Clone, Copy)]
+struct ConnectionId(usize);
 
 impl Recorder {
     pub fn count(&self, path: &str) -> usize {
@@ -91,6 +100,9 @@ pub async fn start(
                 let Some(principal) = request.extensions().get::<Principal>().cloned() else {
                     return Ok(answer(12));
                 };
+                if let Some(ConnectionId(id)) = request.extensions().get::<ConnectionId>() {
+                    recorder.call_connections.lock().unwrap().insert(*id);
+                }
                 let (parts, body) = request.into_parts();
                 let _ = body.collect().await;
                 recorder.calls.lock().unwrap().push((
@@ -109,13 +121,20 @@ pub async fn start(
         })
     };
     let service = RequireAssertionLayer::new(verifier).layer(inner);
+    let connections = recorder.connections.clone();
     tokio::spawn(async move {
         loop {
             let (stream, _) = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 accepted = listener.accept() => accepted.unwrap(),
             };
-            let service = TowerToHyperService::new(service.clone());
+            let id = connections.fetch_add(1, Ordering::SeqCst);
+            let service = TowerToHyperService::new(service.clone().map_request(
+                move |mut request: http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ConnectionId(id));
+                    request
+                },
+            ));
             tokio::spawn(async move {
                 let _ = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)

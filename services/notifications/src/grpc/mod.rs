@@ -5,7 +5,6 @@ pub(crate) mod subscriptions;
 
 use std::sync::Arc;
 
-use dondoc_contracts::notifications::v1::notification_service_server::NotificationServiceServer;
 use dondoc_contracts::notifications::v1::subscription_service_server::SubscriptionServiceServer;
 use dondoc_contracts::service_names;
 use tonic::service::Routes;
@@ -17,10 +16,7 @@ pub const SERVICE_NAMES: [&str; 2] = [service_names::NOTIFICATION, service_names
 
 /// Every RPC of the notifications service, routed.
 pub fn routes(state: Arc<State>) -> Routes {
-    Routes::new(NotificationServiceServer::new(
-        notifications::Notifications(state.clone()),
-    ))
-    .add_service(SubscriptionServiceServer::new(
-        subscriptions::Subscriptions(state),
-    ))
+    Routes::new(notifications::NotificationRoutes::new(state.clone())).add_service(
+        SubscriptionServiceServer::new(subscriptions::Subscriptions(state)),
+    )
 }

@@ -6,17 +6,31 @@ use dondoc_contracts::common::v1::Checkpoint;
 use dondoc_contracts::notifications::v1::notification_service_server::NotificationService;
 use dondoc_contracts::notifications::v1::{self as pb, subscribe_response::Item, *};
 use dondoc_errors::Error;
-use dondoc_events::{Cursor, Followed, follow, outbox};
+use dondoc_events::{Cursor, Followed};
 use dondoc_identity::{Principal, principal};
 use dondoc_server::convert::{agency_code, opt_date_to_pb, resource_id, timestamp};
 use dondoc_server::listing::{Op, PageSize, decode_page_token, paginate, parse_filter};
 use dondoc_server::streams::ResponseStream;
-use futures::StreamExt;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
+use bytes::{BufMut, Bytes};
+use dondoc_contracts::notifications::v1::notification_service_server::NotificationServiceServer;
+use dondoc_contracts::service_names;
+use dondoc_time::Clock;
+use futures::{Stream, StreamExt};
+use prost::Message;
+use tonic::codec::{Codec, EncodeBuf, Encoder};
+use tonic::server::{NamedService, ServerStreamingService};
 use tonic::{Request, Response, Status};
+use tonic_prost::ProstDecoder;
 
 use crate::State;
 use crate::domain::subscription::{self, Filter, Scope};
-use crate::storage::notifications::{self, STREAM, StoredNotification, StreamFilter};
+use crate::hub::StreamedNotification;
+use crate::storage::notifications::{self, StoredNotification, StreamFilter};
 use crate::storage::subscriptions;
 
 pub struct Notifications(pub Arc<State>);
@@ -74,7 +88,74 @@ fn scoped_agency(principal: &Principal, requested: &str, field: &str) -> Result<
     }
 }
 
+/// A stream message: a notification or a checkpoint.
+fn response(item: &Followed<Arc<StreamedNotification>>, clock: &Clock) -> SubscribeResponse {
+    match item {
+        Followed::Item(_, n) => SubscribeResponse {
+            item: Some(Item::Notification(to_pb(n))),
+        },
+        Followed::Checkpoint(cursor) => SubscribeResponse {
+            item: Some(Item::Checkpoint(Checkpoint {
+                cursor: cursor.to_string(),
+                time: Some(timestamp(clock.now())),
+            })),
+        },
+    }
+}
+
+/// A stream message, encoded: a notification dispatched to many streams
+/// is encoded once.
+fn wire_response(item: &Followed<Arc<StreamedNotification>>, clock: &Clock) -> Bytes {
+    match item {
+        Followed::Item(_, n) => n.wire(|_| response(item, clock).encode_to_vec().into()),
+        Followed::Checkpoint(_) => response(item, clock).encode_to_vec().into(),
+    }
+}
+
 impl Notifications {
+    /// The stream a Subscribe call asks for: its filter within the caller's
+    /// scope, started at a resume point checked against the horizon.
+    async fn open_stream(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<
+        impl Stream<Item = Result<Followed<Arc<StreamedNotification>>, sqlx::Error>> + Send + 'static,
+        Error,
+    > {
+        let principal = principal(&request)?;
+        let request = request.into_inner();
+        let filter = if request.subscription.is_empty() {
+            let agency = scoped_agency(&principal, &request.agency, "agency")?;
+            StreamFilter {
+                recipients: Some(vec![agency]),
+                ..Default::default()
+            }
+        } else {
+            self.saved_filter(&principal, &request.subscription, &request.agency)
+                .await?
+        };
+        let after = Cursor::parse_field(&request.after_cursor, "after_cursor")?;
+        let state = &self.0;
+        let start = state.hub.resume_point(after).await?;
+        Ok(state.hub.stream(filter, start, state.shutdown.clone()))
+    }
+
+    /// The stream of a Subscribe call in wire form (see [`SubscribeRoute`]).
+    async fn open_wire_stream(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<ResponseStream<Bytes>, Status> {
+        let clock = self.0.clock.clone();
+        let stream = self
+            .open_stream(request)
+            .await?
+            .map(move |item| match item {
+                Ok(item) => Ok(wire_response(&item, &clock)),
+                Err(e) => Err(Status::from(dondoc_database::storage_error(e))),
+            });
+        Ok(Box::pin(stream))
+    }
+
     /// The stream filter of a saved subscription: its filter within the
     /// subscriber's scope, within the caller's (and within `agency`, when
     /// named). Someone else's subscription is NOT_FOUND.
@@ -137,46 +218,14 @@ impl NotificationService for Notifications {
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let principal = principal(&request)?;
-        let request = request.into_inner();
-        let filter = if request.subscription.is_empty() {
-            let agency = scoped_agency(&principal, &request.agency, "agency")?;
-            StreamFilter {
-                recipients: Some(vec![agency]),
-                ..Default::default()
-            }
-        } else {
-            self.saved_filter(&principal, &request.subscription, &request.agency)
-                .await?
-        };
-        let after = Cursor::parse_field(&request.after_cursor, "after_cursor")?;
-        let state = &self.0;
-        let start = outbox::resume_point(&state.pool, STREAM, after).await?;
-        let pool = state.pool.clone();
-        let stream = follow(
-            start,
-            move |after, limit| {
-                let pool = pool.clone();
-                let filter = filter.clone();
-                async move { notifications::read_filtered(&pool, &filter, after, limit).await }
-            },
-            state.notifications.clone(),
-            state.follow.clone(),
-            state.shutdown.clone(),
-        );
-        let clock = state.clock.clone();
-        let stream = stream.map(move |item| match item {
-            Ok(Followed::Item(_, n)) => Ok(SubscribeResponse {
-                item: Some(Item::Notification(to_pb(&n))),
-            }),
-            Ok(Followed::Checkpoint(cursor)) => Ok(SubscribeResponse {
-                item: Some(Item::Checkpoint(Checkpoint {
-                    cursor: cursor.to_string(),
-                    time: Some(timestamp(clock.now())),
-                })),
-            }),
-            Err(e) => Err(Status::from(dondoc_database::storage_error(e))),
-        });
+        let clock = self.0.clock.clone();
+        let stream = self
+            .open_stream(request)
+            .await?
+            .map(move |item| match item {
+                Ok(item) => Ok(response(&item, &clock)),
+                Err(e) => Err(Status::from(dondoc_database::storage_error(e))),
+            });
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -264,5 +313,140 @@ impl NotificationService for Notifications {
         Ok(Response::new(MarkNotificationsReadResponse {
             updated: updated as i32,
         }))
+    }
+}
+
+/// The NotificationService routes, with `Subscribe` served in wire form:
+/// the same handler as the generated one, but each notification is encoded
+/// once for every stream it goes to (by far the most common message).
+#[derive(Clone)]
+pub(crate) struct NotificationRoutes {
+    generated: NotificationServiceServer<Notifications>,
+    state: Arc<State>,
+}
+
+impl NotificationRoutes {
+    pub(crate) fn new(state: Arc<State>) -> Self {
+        Self {
+            generated: NotificationServiceServer::new(Notifications(state.clone())),
+            state,
+        }
+    }
+}
+
+impl NamedService for NotificationRoutes {
+    const NAME: &'static str = service_names::NOTIFICATION;
+}
+
+const SUBSCRIBE_PATH: &str = "/dondoc.notifications.v1.NotificationService/Subscribe";
+
+impl tower::Service<http::Request<tonic::body::Body>> for NotificationRoutes {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        if request.uri().path() != SUBSCRIBE_PATH {
+            return Box::pin(self.generated.call(request));
+        }
+        let route = SubscribeRoute(Notifications(self.state.clone()));
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(WireCodec);
+            Ok(grpc.server_streaming(route, request).await)
+        })
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// `Subscribe` with pre-encoded responses.
+struct SubscribeRoute(Notifications);
+
+impl ServerStreamingService<SubscribeRequest> for SubscribeRoute {
+    type Response = Bytes;
+    type ResponseStream = ResponseStream<Bytes>;
+    type Future = BoxFuture<Result<Response<Self::ResponseStream>, Status>>;
+
+    fn call(&mut self, request: Request<SubscribeRequest>) -> Self::Future {
+        let handler = Notifications(self.0.0.clone());
+        Box::pin(async move { handler.open_wire_stream(request).await.map(Response::new) })
+    }
+}
+
+/// Decodes `SubscribeRequest` with prost; sends responses as encoded.
+#[derive(Debug, Clone, Copy)]
+struct WireCodec;
+
+impl Codec for WireCodec {
+    type Encode = Bytes;
+    type Decode = SubscribeRequest;
+    type Encoder = WireEncoder;
+    type Decoder = ProstDecoder<SubscribeRequest>;
+
+    fn encoder(&mut self) -> WireEncoder {
+        WireEncoder
+    }
+
+    fn decoder(&mut self) -> ProstDecoder<SubscribeRequest> {
+        ProstDecoder::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct WireEncoder;
+
+impl Encoder for WireEncoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    #[test]
+    fn the_wire_form_is_the_message_form_encoded_once_per_notification() {
+        let clock = Clock::manual(Utc.with_ymd_and_hms(2026, 11, 20, 1, 0, 0).unwrap());
+        let cursor = Cursor { tx: 900, id: 7 };
+        let n = StreamedNotification::new(StoredNotification {
+            cursor,
+            id: 7,
+            notification_id: uuid::Uuid::now_v7(),
+            kind: "DUE_SOON".into(),
+            recipient: "so-ldtbxh".into(),
+            task_id: Some(42),
+            directive_number: "534/TB-UBND".into(),
+            directive: "directives/3".into(),
+            lead_agency: "so-ldtbxh".into(),
+            due_date: chrono::NaiveDate::from_ymd_opt(2026, 12, 4),
+            key_task: true,
+            title: "Nhiệm vụ sắp đến hạn".into(),
+            body: "Còn 3 ngày làm việc.".into(),
+            notified_at: clock.now(),
+            read: false,
+        });
+        for item in [
+            Followed::Item(cursor, n.clone()),
+            Followed::Checkpoint(cursor),
+        ] {
+            let wire = wire_response(&item, &clock);
+            let decoded = SubscribeResponse::decode(wire).unwrap();
+            assert_eq!(decoded, response(&item, &clock));
+        }
+        // The notification's bytes are kept and shared, not encoded again.
+        let first = wire_response(&Followed::Item(cursor, n.clone()), &clock);
+        let second = wire_response(&Followed::Item(cursor, n), &clock);
+        assert_eq!(first.as_ptr(), second.as_ptr());
     }
 }

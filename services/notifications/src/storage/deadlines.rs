@@ -1,5 +1,7 @@
 //! The deadline projection, fed by task events.
 
+use std::collections::HashMap;
+
 use chrono::NaiveDate;
 use dondoc_database::storage_error;
 use dondoc_errors::Error;
@@ -44,6 +46,26 @@ pub async fn get(conn: &mut PgConnection, task_id: i64) -> Result<Option<Deadlin
     .fetch_optional(conn)
     .await
     .map_err(storage_error)
+}
+
+/// Reads the projections of several tasks by id, locking them when `lock`.
+pub async fn get_many(
+    conn: &mut PgConnection,
+    task_ids: &[i64],
+    lock: bool,
+) -> Result<HashMap<i64, Deadline>, Error> {
+    let sql = format!(
+        "SELECT task_id, title, directive_number, directive, reference, lead_agencies, coordinating_agencies, assigner, \
+         due_date, deadline_version, key_task, open FROM task_deadlines WHERE task_id = ANY($1) \
+         ORDER BY task_id{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let rows = sqlx::query_as::<_, Deadline>(&sql)
+        .bind(task_ids)
+        .fetch_all(conn)
+        .await
+        .map_err(storage_error)?;
+    Ok(rows.into_iter().map(|d| (d.task_id, d)).collect())
 }
 
 /// Writes the projection of a task.

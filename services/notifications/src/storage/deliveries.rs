@@ -11,18 +11,15 @@ use dondoc_errors::Error;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-/// Queues the delivery of a just-written notification to every webhook and
-/// e-mail subscription whose scope and filter select it. Returns how many.
-pub async fn enqueue(
-    conn: &mut PgConnection,
-    notification_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<u64, Error> {
+/// Queues the delivery of just-written notifications to every webhook and
+/// e-mail subscription whose scope and filter select them, first attempt at
+/// once. Returns how many.
+pub async fn enqueue(conn: &mut PgConnection, notification_ids: &[Uuid]) -> Result<u64, Error> {
     Ok(sqlx::query(
         "INSERT INTO deliveries (subscription_id, notification_id, next_attempt_at, updated_at) \
-         SELECT s.id, n.notification_id, $2, $2 FROM notifications n JOIN subscriptions s \
+         SELECT s.id, n.notification_id, n.notified_at, n.notified_at FROM notifications n JOIN subscriptions s \
            ON NOT s.deleted AND NOT s.disabled AND s.channel <> 'STREAM' \
-         WHERE n.notification_id = $1 \
+         WHERE n.notification_id = ANY($1) \
            AND (s.scope_all OR n.recipient = s.subscriber) \
            AND (cardinality(s.agencies) = 0 OR n.recipient = ANY(s.agencies)) \
            AND (cardinality(s.kinds) = 0 OR n.kind = ANY(s.kinds)) \
@@ -30,8 +27,7 @@ pub async fn enqueue(
            AND (s.directive = '' OR n.directive = s.directive) \
          ON CONFLICT (subscription_id, notification_id) DO NOTHING",
     )
-    .bind(notification_id)
-    .bind(now)
+    .bind(notification_ids)
     .execute(conn)
     .await
     .map_err(storage_error)?

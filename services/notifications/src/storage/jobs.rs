@@ -1,6 +1,7 @@
 //! Reminder jobs: scheduled with a unique dedupe key, claimed with
 //! `FOR UPDATE SKIP LOCKED` under a lease, fenced by a token.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -102,19 +103,43 @@ pub async fn claim(
 /// Locks a claimed job and checks that this claim still holds it: false
 /// when it was finished, cancelled, or rescued by another replica.
 pub async fn still_mine(conn: &mut PgConnection, job: &ClaimedJob) -> Result<bool, Error> {
-    let row: Option<(String, Option<i64>)> =
-        sqlx::query_as("SELECT state, lease_token FROM reminder_jobs WHERE id = $1 FOR UPDATE")
-            .bind(job.id)
-            .fetch_optional(conn)
-            .await
-            .map_err(storage_error)?;
-    Ok(matches!(row, Some((state, Some(token))) if state == "PENDING" && token == job.lease_token))
+    Ok(still_mine_many(conn, std::slice::from_ref(job))
+        .await?
+        .contains(&job.id))
 }
 
-/// Finishes a job as DONE or CANCELLED.
-pub async fn finish(conn: &mut PgConnection, job_id: i64, state: &str) -> Result<(), Error> {
-    sqlx::query("UPDATE reminder_jobs SET state = $2, done_at = clock_timestamp(), lease_until = NULL WHERE id = $1")
-        .bind(job_id)
+/// Locks claimed jobs and returns the ids of those this claim still holds
+/// (the batch form of [`still_mine`]).
+pub async fn still_mine_many(
+    conn: &mut PgConnection,
+    claimed: &[ClaimedJob],
+) -> Result<HashSet<i64>, Error> {
+    let ids: Vec<i64> = claimed.iter().map(|job| job.id).collect();
+    let tokens: Vec<i64> = claimed.iter().map(|job| job.lease_token).collect();
+    let held: Vec<i64> = sqlx::query_scalar(
+        "SELECT j.id FROM reminder_jobs j JOIN unnest($1::bigint[], $2::bigint[]) AS c(id, token) \
+         ON j.id = c.id AND j.lease_token = c.token WHERE j.state = 'PENDING' \
+         ORDER BY j.id FOR UPDATE OF j",
+    )
+    .bind(&ids)
+    .bind(&tokens)
+    .fetch_all(conn)
+    .await
+    .map_err(storage_error)?;
+    Ok(held.into_iter().collect())
+}
+
+/// Finishes jobs as DONE or CANCELLED.
+pub async fn finish_many(
+    conn: &mut PgConnection,
+    job_ids: &[i64],
+    state: &str,
+) -> Result<(), Error> {
+    if job_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE reminder_jobs SET state = $2, done_at = clock_timestamp(), lease_until = NULL WHERE id = ANY($1)")
+        .bind(job_ids)
         .bind(state)
         .execute(conn)
         .await
@@ -132,7 +157,7 @@ pub async fn next_fire_at(pool: &PgPool) -> Result<Option<DateTime<Utc>>, Error>
 
 /// Reminder backlog at scrape time: `dondoc_reminder_backlog` (due, not yet
 /// handled) and `dondoc_reminder_oldest_due_age_seconds`, by the injected
-/// clock. One index range scan of the partial index `reminder_jobs_due`.
+/// clock. One index range scan of the partial index `reminder_jobs_claim`.
 pub fn backlog_collector(
     metrics: &dondoc_server::metrics::Metrics,
     pool: PgPool,

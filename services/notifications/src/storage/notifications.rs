@@ -80,33 +80,51 @@ pub struct StoredNotification {
 /// the same transaction queues its delivery to every webhook and e-mail
 /// subscription that wants it. Returns true when written.
 pub async fn insert(conn: &mut PgConnection, n: &NewNotification) -> Result<bool, Error> {
-    let notification_id = Uuid::now_v7();
-    let written = sqlx::query(
+    Ok(insert_many(conn, std::slice::from_ref(n)).await? == 1)
+}
+
+/// Writes notifications in one statement, in the order given, skipping
+/// those whose dedupe key was written before, and queues the deliveries of
+/// those written. Returns how many were written.
+pub async fn insert_many(conn: &mut PgConnection, items: &[NewNotification]) -> Result<u64, Error> {
+    if items.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = items.iter().map(|_| Uuid::now_v7()).collect();
+    let column = |f: fn(&NewNotification) -> &String| -> Vec<&str> {
+        items.iter().map(|n| f(n).as_str()).collect()
+    };
+    let written: Vec<Uuid> = sqlx::query_scalar(
         "INSERT INTO notifications (notification_id, dedupe_key, kind, recipient, task_id, directive_number, \
          directive, lead_agency, due_date, key_task, title, body, notified_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (dedupe_key) DO NOTHING",
+         SELECT notification_id, dedupe_key, kind, recipient, task_id, directive_number, directive, lead_agency, \
+           due_date, key_task, title, body, notified_at \
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], \
+           $8::text[], $9::date[], $10::bool[], $11::text[], $12::text[], $13::timestamptz[]) WITH ORDINALITY \
+           AS t(notification_id, dedupe_key, kind, recipient, task_id, directive_number, directive, lead_agency, \
+             due_date, key_task, title, body, notified_at, position) \
+         ORDER BY position ON CONFLICT (dedupe_key) DO NOTHING RETURNING notification_id",
     )
-    .bind(notification_id)
-    .bind(&n.dedupe_key)
-    .bind(&n.kind)
-    .bind(&n.recipient)
-    .bind(n.task_id)
-    .bind(&n.directive_number)
-    .bind(&n.directive)
-    .bind(&n.lead_agency)
-    .bind(n.due_date)
-    .bind(n.key_task)
-    .bind(&n.title)
-    .bind(&n.body)
-    .bind(n.notified_at)
-    .execute(&mut *conn)
+    .bind(&ids)
+    .bind(column(|n| &n.dedupe_key))
+    .bind(column(|n| &n.kind))
+    .bind(column(|n| &n.recipient))
+    .bind(items.iter().map(|n| n.task_id).collect::<Vec<_>>())
+    .bind(column(|n| &n.directive_number))
+    .bind(column(|n| &n.directive))
+    .bind(column(|n| &n.lead_agency))
+    .bind(items.iter().map(|n| n.due_date).collect::<Vec<_>>())
+    .bind(items.iter().map(|n| n.key_task).collect::<Vec<_>>())
+    .bind(column(|n| &n.title))
+    .bind(column(|n| &n.body))
+    .bind(items.iter().map(|n| n.notified_at).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
     .await
-    .map_err(storage_error)?
-    .rows_affected();
-    if written == 1 {
-        crate::storage::deliveries::enqueue(conn, notification_id, n.notified_at).await?;
+    .map_err(storage_error)?;
+    if !written.is_empty() {
+        crate::storage::deliveries::enqueue(conn, &written).await?;
     }
-    Ok(written == 1)
+    Ok(written.len() as u64)
 }
 
 /// Columns of a stored notification, for other storage modules.
@@ -150,6 +168,20 @@ pub struct StreamFilter {
     pub key_tasks_only: bool,
     /// "directives/{id}", or empty for any.
     pub directive: String,
+}
+
+impl StreamFilter {
+    /// Whether the filter selects `n`: the same rule as the SQL of
+    /// [`read_filtered`], for notifications dispatched in memory (a test
+    /// checks the two agree).
+    pub fn matches(&self, n: &StoredNotification) -> bool {
+        self.recipients
+            .as_ref()
+            .is_none_or(|list| list.contains(&n.recipient))
+            && (self.kinds.is_empty() || self.kinds.contains(&n.kind))
+            && (!self.key_tasks_only || n.key_task)
+            && (self.directive.is_empty() || self.directive == n.directive)
+    }
 }
 
 /// Reads a recipient's notifications after `after`, gap-free.

@@ -1,0 +1,475 @@
+//! The stream hub against a real PostgreSQL: one reader per replica, every
+//! notification reaches every stream that wants it once and in log order,
+//! including streams that resume from a cursor, streams that fell behind and
+//! writes that commit out of order.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use dondoc_database::{PoolSettings, bootstrap};
+use dondoc_events::{Cursor, FollowSettings, Followed, Wake};
+use dondoc_notifications::hub::{Hub, StreamedNotification};
+use dondoc_notifications::storage::notifications::{
+    self, NewNotification, StoredNotification, StreamFilter,
+};
+use dondoc_testing::TEST_ROLE_PASSWORD;
+use futures::{Stream, StreamExt};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+async fn pool() -> PgPool {
+    let db = dondoc_testing::database("notifications", |admin| async move {
+        let schema = dondoc_notifications::schema();
+        let mut conn = PgConnection::connect_with(&admin).await.unwrap();
+        bootstrap(&mut conn, &schema, TEST_ROLE_PASSWORD)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let options = admin
+            .clone()
+            .username(&schema.role)
+            .password(TEST_ROLE_PASSWORD);
+        let pool = dondoc_database::connect(options, &schema, &PoolSettings::default())
+            .await
+            .unwrap();
+        dondoc_database::migrate(&pool, &dondoc_notifications::storage::MIGRATIONS)
+            .await
+            .unwrap();
+        pool.close().await;
+    })
+    .await;
+    let schema = dondoc_notifications::schema();
+    dondoc_database::connect(
+        db.role_options(&schema.role),
+        &schema,
+        &PoolSettings::default(),
+    )
+    .await
+    .unwrap()
+}
+
+fn settings() -> FollowSettings {
+    FollowSettings {
+        // Wakes drive these tests; the poll is only the fallback.
+        poll_interval: Duration::from_millis(100),
+        checkpoint_interval: Duration::from_secs(3600),
+        batch: 16,
+    }
+}
+
+fn notification(key: &str, recipient: &str, kind: &str, key_task: bool) -> NewNotification {
+    NewNotification {
+        dedupe_key: key.into(),
+        kind: kind.into(),
+        recipient: recipient.into(),
+        task_id: Some(1),
+        directive_number: "534/TB-UBND".into(),
+        directive: if key_task {
+            "directives/7".into()
+        } else {
+            String::new()
+        },
+        lead_agency: recipient.into(),
+        due_date: None,
+        key_task,
+        title: key.into(),
+        body: String::new(),
+        notified_at: Utc.with_ymd_and_hms(2026, 11, 20, 1, 0, 0).unwrap(),
+    }
+}
+
+async fn write(pool: &PgPool, wake: &Wake, items: &[NewNotification]) {
+    let mut tx = pool.begin().await.unwrap();
+    for n in items {
+        assert!(notifications::insert(&mut tx, n).await.unwrap());
+    }
+    tx.commit().await.unwrap();
+    wake.wake();
+}
+
+struct Running {
+    hub: Hub,
+    wake: Wake,
+    shutdown: CancellationToken,
+}
+
+async fn running_hub(pool: &PgPool, buffer: usize) -> Running {
+    let hub = Hub::start(pool.clone(), settings(), buffer).await.unwrap();
+    let wake = Wake::new();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(hub.clone().run(wake.clone(), shutdown.clone()));
+    Running {
+        hub,
+        wake,
+        shutdown,
+    }
+}
+
+type StreamItem = Followed<Arc<StreamedNotification>>;
+
+/// Polls `stream` until its first checkpoint (registered and caught up).
+async fn caught_up(
+    stream: &mut (impl Stream<Item = Result<StreamItem, sqlx::Error>> + Unpin),
+) -> Vec<String> {
+    let mut items = Vec::new();
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("caught up in time")
+            .expect("stream open")
+            .unwrap();
+        match next {
+            Followed::Item(_, n) => items.push(n.title.clone()),
+            Followed::Checkpoint(_) => return items,
+        }
+    }
+}
+
+/// Takes `count` notifications from `stream`, checking cursors only grow.
+async fn take(
+    stream: &mut (impl Stream<Item = Result<StreamItem, sqlx::Error>> + Unpin),
+    count: usize,
+) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut last = Cursor::START;
+    while keys.len() < count {
+        let next = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {keys:?} of {count} arrived"))
+            .expect("stream open")
+            .unwrap();
+        if let Followed::Item(cursor, n) = next {
+            assert!(cursor > last, "cursors only grow");
+            last = cursor;
+            keys.push(n.title.clone());
+        }
+    }
+    keys
+}
+
+fn for_recipient(recipient: &str) -> StreamFilter {
+    StreamFilter {
+        recipients: Some(vec![recipient.into()]),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn every_stream_gets_what_it_wants_once_and_in_order() {
+    let pool = pool().await;
+    let r = running_hub(&pool, 1024).await;
+    let mut labour: Vec<_> = (0..40)
+        .map(|_| {
+            Box::pin(r.hub.stream(
+                for_recipient("so-ldtbxh"),
+                Cursor::START,
+                r.shutdown.clone(),
+            ))
+        })
+        .collect();
+    let mut finance = Box::pin(r.hub.stream(
+        for_recipient("so-tc"),
+        Cursor::START,
+        r.shutdown.clone(),
+    ));
+    let mut everyone = Box::pin(r.hub.stream(
+        StreamFilter::default(),
+        Cursor::START,
+        r.shutdown.clone(),
+    ));
+    let mut key_tasks_of_both = Box::pin(r.hub.stream(
+        StreamFilter {
+            recipients: Some(vec!["so-ldtbxh".into(), "so-tc".into()]),
+            kinds: vec!["OVERDUE".into()],
+            key_tasks_only: true,
+            directive: "directives/7".into(),
+        },
+        Cursor::START,
+        r.shutdown.clone(),
+    ));
+    for s in labour.iter_mut() {
+        assert!(caught_up(s).await.is_empty());
+    }
+    assert!(caught_up(&mut finance).await.is_empty());
+    assert!(caught_up(&mut everyone).await.is_empty());
+    assert!(caught_up(&mut key_tasks_of_both).await.is_empty());
+    assert_eq!(r.hub.streams(), 43);
+
+    // A transaction that writes first but commits last: nothing after it
+    // may be served before it, or it would be skipped.
+    let mut early = pool.begin().await.unwrap();
+    notifications::insert(
+        &mut early,
+        &notification("l1", "so-ldtbxh", "DUE_SOON", false),
+    )
+    .await
+    .unwrap();
+    write(
+        &pool,
+        &r.wake,
+        &[
+            notification("f1", "so-tc", "OVERDUE", true),
+            notification("l2", "so-ldtbxh", "OVERDUE", true),
+        ],
+    )
+    .await;
+    early.commit().await.unwrap();
+    r.wake.wake();
+    write(
+        &pool,
+        &r.wake,
+        &[
+            notification("x1", "so-xd", "DUE_SOON", false),
+            notification("l3", "so-ldtbxh", "OVERDUE", false),
+            notification("f2", "so-tc", "OVERDUE", true),
+        ],
+    )
+    .await;
+
+    for s in labour.iter_mut() {
+        assert_eq!(take(s, 3).await, ["l1", "l2", "l3"]);
+    }
+    assert_eq!(take(&mut finance, 2).await, ["f1", "f2"]);
+    assert_eq!(
+        take(&mut everyone, 6).await,
+        ["l1", "f1", "l2", "x1", "l3", "f2"]
+    );
+    assert_eq!(take(&mut key_tasks_of_both, 3).await, ["f1", "l2", "f2"]);
+
+    // Nothing more, and no duplicate, on any stream once the log is quiet:
+    // the next item each one yields is the one written now.
+    write(
+        &pool,
+        &r.wake,
+        &[
+            notification("l4", "so-ldtbxh", "DUE_SOON", false),
+            notification("f3", "so-tc", "DUE_SOON", false),
+        ],
+    )
+    .await;
+    for s in labour.iter_mut() {
+        assert_eq!(take(s, 1).await, ["l4"]);
+    }
+    assert_eq!(take(&mut finance, 1).await, ["f3"]);
+    assert_eq!(take(&mut everyone, 2).await, ["l4", "f3"]);
+
+    drop(labour);
+    drop(finance);
+    drop(everyone);
+    drop(key_tasks_of_both);
+    assert_eq!(r.hub.streams(), 0, "closed streams leave the hub");
+    r.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_stream_that_falls_behind_catches_up_from_the_database() {
+    let pool = pool().await;
+    // Room for two waiting notifications only.
+    let r = running_hub(&pool, 2).await;
+    let mut slow = Box::pin(r.hub.stream(
+        for_recipient("so-ldtbxh"),
+        Cursor::START,
+        r.shutdown.clone(),
+    ));
+    let mut prompt = Box::pin(r.hub.stream(
+        for_recipient("so-ldtbxh"),
+        Cursor::START,
+        r.shutdown.clone(),
+    ));
+    caught_up(&mut slow).await;
+    caught_up(&mut prompt).await;
+
+    let mut expected = Vec::new();
+    for batch in 0..5 {
+        let items: Vec<_> = (0..10)
+            .map(|i| notification(&format!("n{batch}-{i}"), "so-ldtbxh", "DUE_SOON", false))
+            .collect();
+        expected.extend(items.iter().map(|n| n.title.clone()));
+        write(&pool, &r.wake, &items).await;
+        // The hub hands over a read of ten at once, more than either
+        // buffer holds: both are let go; the prompt stream catches up at
+        // once, the slow one (not polled) stays out.
+        assert_eq!(take(&mut prompt, 10).await, expected[batch * 10..]);
+        assert_eq!(r.hub.streams(), 1, "the slow stream was let go");
+    }
+    assert_eq!(take(&mut slow, 50).await, expected);
+
+    // Back in the hub after catching up: the next one arrives live.
+    write(
+        &pool,
+        &r.wake,
+        &[notification("after", "so-ldtbxh", "DUE_SOON", false)],
+    )
+    .await;
+    assert_eq!(take(&mut slow, 1).await, ["after"]);
+    assert_eq!(take(&mut prompt, 1).await, ["after"]);
+    r.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_stream_resumes_after_its_cursor_and_starts_at_the_beginning_without_one() {
+    let pool = pool().await;
+    let wake = Wake::new();
+    write(
+        &pool,
+        &wake,
+        &[
+            notification("a", "so-ldtbxh", "DUE_SOON", false),
+            notification("b", "so-ldtbxh", "DUE_SOON", false),
+        ],
+    )
+    .await;
+    // The hub starts after these were written: streams read them from
+    // the database.
+    let r = running_hub(&pool, 1024).await;
+    let mut from_start = Box::pin(r.hub.stream(
+        for_recipient("so-ldtbxh"),
+        Cursor::START,
+        r.shutdown.clone(),
+    ));
+    assert_eq!(caught_up(&mut from_start).await, ["a", "b"]);
+
+    let first = notifications::read(&pool, "so-ldtbxh", Cursor::START, 1)
+        .await
+        .unwrap()
+        .items[0]
+        .0;
+    let mut resumed = Box::pin(
+        r.hub
+            .stream(for_recipient("so-ldtbxh"), first, r.shutdown.clone()),
+    );
+    assert_eq!(caught_up(&mut resumed).await, ["b"]);
+
+    write(
+        &pool,
+        &r.wake,
+        &[notification("c", "so-ldtbxh", "DUE_SOON", false)],
+    )
+    .await;
+    assert_eq!(take(&mut from_start, 1).await, ["c"]);
+    assert_eq!(take(&mut resumed, 1).await, ["c"]);
+    r.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_quiet_stream_checkpoints_past_what_its_filter_left_out() {
+    let pool = pool().await;
+    let hub = Hub::start(
+        pool.clone(),
+        FollowSettings {
+            checkpoint_interval: Duration::from_millis(50),
+            ..settings()
+        },
+        1024,
+    )
+    .await
+    .unwrap();
+    let wake = Wake::new();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(hub.clone().run(wake.clone(), shutdown.clone()));
+    let mut stream = Box::pin(hub.stream(for_recipient("so-tc"), Cursor::START, shutdown.clone()));
+    caught_up(&mut stream).await;
+    write(
+        &pool,
+        &wake,
+        &[notification("other", "so-ldtbxh", "DUE_SOON", false)],
+    )
+    .await;
+    let other = notifications::read(&pool, "so-ldtbxh", Cursor::START, 1)
+        .await
+        .unwrap()
+        .items[0]
+        .0;
+    // Checkpoints move past the other agency's notification once the hub
+    // has dispatched it; a client resuming there misses nothing of its own.
+    let reached = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.next().await.unwrap().unwrap() {
+                Followed::Checkpoint(c) if c >= other => return c,
+                Followed::Checkpoint(_) => {}
+                Followed::Item(_, n) => panic!("{} is not for so-tc", n.title),
+            }
+        }
+    })
+    .await
+    .expect("a checkpoint past the other agency's notification");
+    assert!(reached >= other);
+    shutdown.cancel();
+    assert!(
+        tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .unwrap()
+            .is_none(),
+        "the stream ends on shutdown"
+    );
+}
+
+#[tokio::test]
+async fn the_in_memory_filter_selects_what_the_sql_selects() {
+    let pool = pool().await;
+    let wake = Wake::new();
+    let mut all = Vec::new();
+    for (i, recipient) in ["so-ldtbxh", "so-tc", "so-xd"].iter().enumerate() {
+        for kind in ["DUE_SOON", "OVERDUE"] {
+            for key_task in [false, true] {
+                all.push(notification(
+                    &format!("{i}-{kind}-{key_task}"),
+                    recipient,
+                    kind,
+                    key_task,
+                ));
+            }
+        }
+    }
+    write(&pool, &wake, &all).await;
+    let stored: Vec<StoredNotification> =
+        notifications::read_filtered(&pool, &StreamFilter::default(), Cursor::START, 100)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
+    assert_eq!(stored.len(), all.len());
+    let recipients = [
+        None,
+        Some(vec![]),
+        Some(vec!["so-tc".to_string()]),
+        Some(vec!["so-tc".to_string(), "so-xd".to_string()]),
+    ];
+    let kinds = [vec![], vec!["OVERDUE".to_string()]];
+    let mut checked = 0;
+    for recipients in &recipients {
+        for kinds in &kinds {
+            for key_tasks_only in [false, true] {
+                for directive in ["", "directives/7", "directives/8"] {
+                    let filter = StreamFilter {
+                        recipients: recipients.clone(),
+                        kinds: kinds.clone(),
+                        key_tasks_only,
+                        directive: directive.into(),
+                    };
+                    let by_sql: Vec<String> =
+                        notifications::read_filtered(&pool, &filter, Cursor::START, 100)
+                            .await
+                            .unwrap()
+                            .items
+                            .into_iter()
+                            .map(|(_, n)| n.title)
+                            .collect();
+                    let in_memory: Vec<String> = stored
+                        .iter()
+                        .filter(|n| filter.matches(n))
+                        .map(|n| n.title.clone())
+                        .collect();
+                    assert_eq!(by_sql, in_memory, "{filter:?}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 48);
+}
