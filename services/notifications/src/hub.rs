@@ -231,13 +231,20 @@ impl Hub {
     fn dispatch(&self, items: Vec<(Cursor, StoredNotification)>, scanned_to: Cursor) {
         let mut routes = self.shared.lock();
         let routes = &mut *routes;
-        // Routes to let go, with the recipients they are filed under.
-        let mut dropped: Vec<(u64, Arc<StreamFilter>)> = Vec::new();
+        // Routes to let go, with the recipients they are filed under. A
+        // route let go gets nothing more from this dispatch: its stream may
+        // be draining its buffer meanwhile, and a later item slipping in
+        // after a refused one would move the stream past the refused one
+        // before it catches up.
+        let mut dropped: HashMap<u64, Arc<StreamFilter>> = HashMap::new();
         for (_, item) in items {
             let item = StreamedNotification::new(item);
-            let offer = |id: u64, route: &Route, dropped: &mut Vec<(u64, Arc<StreamFilter>)>| {
-                if route.filter.matches(&item) && route.sender.try_send(item.clone()).is_err() {
-                    dropped.push((id, route.filter.clone()));
+            let offer = |id: u64, route: &Route, dropped: &mut HashMap<u64, Arc<StreamFilter>>| {
+                if route.filter.matches(&item)
+                    && !dropped.contains_key(&id)
+                    && route.sender.try_send(item.clone()).is_err()
+                {
+                    dropped.insert(id, route.filter.clone());
                 }
             };
             if let Some(map) = routes.by_recipient.get(&item.recipient) {
