@@ -110,13 +110,13 @@ enum Next {
 struct Registration {
     shared: Arc<Shared>,
     id: u64,
-    recipients: Option<Vec<String>>,
+    filter: Arc<StreamFilter>,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut routes = self.shared.lock();
-        match &self.recipients {
+        match &self.filter.recipients {
             None => {
                 routes.every_recipient.remove(&self.id);
             }
@@ -320,7 +320,7 @@ impl Hub {
         let registration = Registration {
             shared: self.shared.clone(),
             id,
-            recipients: filter.recipients.clone(),
+            filter: filter.clone(),
         };
         (receiver, position, registration)
     }
