@@ -304,18 +304,34 @@ fn secret_of(s: &Subscription) -> String {
     }
 }
 
-async fn deliveries(c: &mut Clients, parent: &str, filter: &str) -> Vec<Delivery> {
-    c.subscriptions
-        .list_deliveries(ListDeliveriesRequest {
-            parent: parent.into(),
-            filter: filter.into(),
-            page_size: 500,
-            page_token: String::new(),
-        })
-        .await
-        .expect("list deliveries")
-        .into_inner()
-        .deliveries
+/// The deliveries of a subscription that match `filter`, once there are
+/// `count` of them: the deliverer records a delivery after the receiver has
+/// answered, so a test that saw the receiver get it waits for the record.
+async fn deliveries_reaching(
+    c: &Clients,
+    parent: &str,
+    filter: &str,
+    count: usize,
+) -> Vec<Delivery> {
+    eventually(Duration::from_secs(10), || {
+        let mut subs = c.subscriptions.clone();
+        let (parent, filter) = (parent.to_string(), filter.to_string());
+        async move {
+            let d = subs
+                .list_deliveries(ListDeliveriesRequest {
+                    parent,
+                    filter,
+                    page_size: 500,
+                    page_token: String::new(),
+                })
+                .await
+                .expect("list deliveries")
+                .into_inner()
+                .deliveries;
+            (d.len() == count).then_some(d)
+        }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -525,8 +541,7 @@ async fn subscriptions_stay_in_scope_and_refuse_what_is_not_allowed() {
         assert!(verified);
         assert_eq!(body["data"]["recipient"], "agencies/so-ldtbxh");
     }
-    let d = deliveries(&mut labour_c, &labour_sub.name, "state = DELIVERED").await;
-    assert_eq!(d.len(), 1);
+    let d = deliveries_reaching(&labour_c, &labour_sub.name, "state = DELIVERED", 1).await;
     assert_eq!(d[0].attempts, 1);
     t.suite.stop().await.unwrap();
 }
@@ -608,8 +623,7 @@ async fn a_receiver_down_for_a_while_gets_everything_and_one_never_back_dead_let
     })
     .await;
     assert_eq!(got.len(), 3);
-    let delivered = deliveries(&mut labour_c, &back_sub.name, "state = DELIVERED").await;
-    assert_eq!(delivered.len(), 3);
+    let delivered = deliveries_reaching(&labour_c, &back_sub.name, "state = DELIVERED", 3).await;
     assert!(delivered.iter().all(|d| d.attempts == 5), "{delivered:?}");
 
     // Finance's receiver stays down: each remaining step of the schedule is
