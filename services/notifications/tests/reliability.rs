@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,7 +16,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use dondoc_database::{PoolSettings, bootstrap};
 use dondoc_events::Wake;
 use dondoc_notifications::delivery::{Deliverer, DeliverySettings};
 use dondoc_notifications::domain::policy::{Reminder, ReminderKind};
@@ -27,42 +28,11 @@ use dondoc_notifications::storage::jobs;
 use dondoc_notifications::storage::notifications::{self, NewNotification};
 use dondoc_notifications::storage::subscriptions::{self, NewSubscription};
 use dondoc_notifications::{ReminderPolicy, SchedulerSettings};
-use dondoc_testing::TEST_ROLE_PASSWORD;
 use dondoc_time::Clock;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use sqlx::{Connection, PgConnection, PgPool};
-
-async fn pool() -> PgPool {
-    let db = dondoc_testing::database("notifications", |admin| async move {
-        let schema = dondoc_notifications::schema();
-        let mut conn = PgConnection::connect_with(&admin).await.unwrap();
-        bootstrap(&mut conn, &schema, TEST_ROLE_PASSWORD)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let options = admin
-            .clone()
-            .username(&schema.role)
-            .password(TEST_ROLE_PASSWORD);
-        let pool = dondoc_database::connect(options, &schema, &PoolSettings::default())
-            .await
-            .unwrap();
-        dondoc_database::migrate(&pool, &dondoc_notifications::storage::MIGRATIONS)
-            .await
-            .unwrap();
-        pool.close().await;
-    })
-    .await;
-    let schema = dondoc_notifications::schema();
-    dondoc_database::connect(
-        db.role_options(&schema.role),
-        &schema,
-        &PoolSettings::default(),
-    )
-    .await
-    .unwrap()
-}
+use sqlx::PgPool;
+use support::pool;
 
 fn at8(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, 1, 0, 0).unwrap()

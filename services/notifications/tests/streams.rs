@@ -5,51 +5,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use dondoc_database::{PoolSettings, bootstrap};
 use dondoc_events::{Cursor, FollowSettings, Followed, Wake};
 use dondoc_notifications::hub::{Hub, StreamedNotification};
 use dondoc_notifications::storage::notifications::{
     self, NewNotification, StoredNotification, StreamFilter,
 };
-use dondoc_testing::TEST_ROLE_PASSWORD;
 use futures::{Stream, StreamExt};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
+use support::pool;
 use tokio_util::sync::CancellationToken;
-
-async fn pool() -> PgPool {
-    let db = dondoc_testing::database("notifications", |admin| async move {
-        let schema = dondoc_notifications::schema();
-        let mut conn = PgConnection::connect_with(&admin).await.unwrap();
-        bootstrap(&mut conn, &schema, TEST_ROLE_PASSWORD)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let options = admin
-            .clone()
-            .username(&schema.role)
-            .password(TEST_ROLE_PASSWORD);
-        let pool = dondoc_database::connect(options, &schema, &PoolSettings::default())
-            .await
-            .unwrap();
-        dondoc_database::migrate(&pool, &dondoc_notifications::storage::MIGRATIONS)
-            .await
-            .unwrap();
-        pool.close().await;
-    })
-    .await;
-    let schema = dondoc_notifications::schema();
-    dondoc_database::connect(
-        db.role_options(&schema.role),
-        &schema,
-        &PoolSettings::default(),
-    )
-    .await
-    .unwrap()
-}
 
 fn settings() -> FollowSettings {
     FollowSettings {
