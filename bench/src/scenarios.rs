@@ -12,6 +12,7 @@ use dondoc_contracts::directives::v1 as dpb;
 use dondoc_contracts::notifications::v1 as npb;
 use dondoc_identity::Role;
 use prost::Message;
+use sqlx::PgConnection;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tonic::transport::Channel;
 
@@ -223,11 +224,13 @@ pub async fn write(args: &Args) -> anyhow::Result<Vec<Row>> {
         .await
         .context("CreateTask through the gateway")?;
     let target = cluster.pgbench_target("dondoc_assignments");
+    let mut admin = cluster.connect().await?;
     let nonce: u32 = rand::random();
     for &c in clients {
         let ch: Arc<Vec<Channel>> = Arc::new(channels.clone());
         let call2 = call.clone();
         let tag = format!("b{nonce:x}c{c}");
+        let syncs_before = wal_syncs(&mut admin).await?;
         let stats = load::run(c, args.duration_resolved, None, move |w, i| {
             let channel = ch[w % ch.len()].clone();
             let call = call2.clone();
@@ -240,12 +243,24 @@ pub async fn write(args: &Args) -> anyhow::Result<Vec<Row>> {
             }
         })
         .await;
+        let ours_syncs = wal_syncs(&mut admin).await? - syncs_before;
         println!("  gateway CreateTask c={c:<3} {}", stats.line());
+        let syncs_before = wal_syncs(&mut admin).await?;
         let pg = peers::pgbench(&target, &write_script(), c, args.duration_resolved).await?;
+        let peer_syncs = wal_syncs(&mut admin).await? - syncs_before;
         println!(
             "  pgbench same SQL   c={c:<3} {:>9.0}/s avg {:.3} ms ({} transactions)",
             pg.tps, pg.latency_ms, pg.transactions
         );
+        // WAL flushes per transaction: shows group commit at work (below 1) and
+        // commits the peer does not make (above it).
+        rows.push(Row::info(
+            S,
+            format!("WAL flushes per transaction, {c} clients"),
+            ours_syncs as f64 / stats.ok.max(1) as f64,
+            peer_syncs as f64 / pg.transactions.max(1) as f64,
+            "flushes/tx",
+        ));
         rows.push(Row::new(
             S,
             format!("CreateTask tx/s, {c} clients"),
@@ -265,6 +280,13 @@ pub async fn write(args: &Args) -> anyhow::Result<Vec<Row>> {
     }
     running.stop().await;
     Ok(rows)
+}
+
+/// WAL flushes (fsync calls) of the whole cluster so far.
+async fn wal_syncs(admin: &mut PgConnection) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar("SELECT wal_sync FROM pg_stat_wal")
+        .fetch_one(admin)
+        .await?)
 }
 
 /// Generates `tasks` tasks over 500 agencies and 20,000 directives straight
