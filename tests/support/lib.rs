@@ -72,6 +72,7 @@ impl TestSuite {
                 poll_interval: Duration::from_millis(100),
                 checkpoint_interval: Duration::from_millis(300),
                 batch: 256,
+                ..Default::default()
             },
             deadline_policy: Default::default(),
             reminder_policy: Default::default(),
@@ -122,6 +123,7 @@ impl TestSuite {
                 poll_interval: Duration::from_millis(100),
                 checkpoint_interval: Duration::from_millis(300),
                 batch: 256,
+                ..Default::default()
             },
             deadline_policy: Default::default(),
             reminder_policy: Default::default(),

@@ -176,6 +176,7 @@ impl App {
             },
             self.progress,
             self.upstream_status,
+            self.config.service.follow.apply_linger,
             self.shutdown.clone(),
         ));
         let ticker = tokio::spawn(recurring::run(

@@ -80,6 +80,7 @@ async fn service() -> Service {
                 poll_interval: Duration::from_millis(100),
                 checkpoint_interval: Duration::from_millis(300),
                 batch: 100,
+                ..Default::default()
             },
             shutdown: CancellationToken::new(),
             clock: clock.clone(),

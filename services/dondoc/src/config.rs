@@ -74,6 +74,10 @@ pub fn follow() -> anyhow::Result<FollowSettings> {
             defaults.checkpoint_interval.as_secs(),
         )?),
         batch: defaults.batch,
+        apply_linger: Duration::from_millis(parsed(
+            "DONDOC_CONSUMER_LINGER_MS",
+            defaults.apply_linger.as_millis() as u64,
+        )?),
     })
 }
 

@@ -224,6 +224,7 @@ impl App {
             },
             self.progress,
             self.upstream_status,
+            self.config.service.follow.apply_linger,
             shutdown.clone(),
         ));
         let served = self

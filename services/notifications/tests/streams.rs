@@ -27,6 +27,7 @@ fn settings() -> FollowSettings {
         poll_interval: Duration::from_millis(100),
         checkpoint_interval: Duration::from_secs(3600),
         batch: 16,
+        ..Default::default()
     }
 }
 

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use futures::{Stream, StreamExt};
+use futures::{FutureExt as _, Stream, StreamExt};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -194,25 +194,68 @@ async fn store_cursor(
     Ok(())
 }
 
+/// How many stream items one transaction applies at most.
+pub const MAX_BATCH: usize = 128;
+
 /// Applies one stream item. Returns the cursor now stored.
-pub async fn apply_one<E, A: Apply<E>>(
+pub async fn apply_one<E: Clone, A: Apply<E>>(
     pool: &PgPool,
     source: &str,
     item: Followed<E>,
     applier: &A,
 ) -> Result<Cursor, dondoc_errors::Error> {
+    apply_batch(pool, source, vec![item], applier).await
+}
+
+/// Applies stream items in order in one transaction with the cursor
+/// update: one commit, so one WAL flush, for the whole batch. Items at or
+/// before the stored cursor are redeliveries and change nothing. If an
+/// event of a batch fails, the batch is applied again item by item, so the
+/// events before the failing one still land and the error returned is the
+/// failing event's. Returns the cursor now stored.
+pub async fn apply_batch<E: Clone, A: Apply<E>>(
+    pool: &PgPool,
+    source: &str,
+    items: Vec<Followed<E>>,
+    applier: &A,
+) -> Result<Cursor, dondoc_errors::Error> {
+    if items.len() != 1 {
+        match apply_in_transaction(pool, source, items.clone(), applier).await {
+            Ok(stored) => return Ok(stored),
+            Err(error) => {
+                tracing::debug!(source, %error, events = items.len(), "batch failed; applying its events one by one");
+            }
+        }
+    }
+    let mut stored = Cursor::START;
+    for item in items {
+        stored = apply_in_transaction(pool, source, vec![item], applier).await?;
+    }
+    Ok(stored)
+}
+
+async fn apply_in_transaction<E, A: Apply<E>>(
+    pool: &PgPool,
+    source: &str,
+    items: Vec<Followed<E>>,
+    applier: &A,
+) -> Result<Cursor, dondoc_errors::Error> {
     let storage = dondoc_database::storage_error;
     let mut tx = pool.begin().await.map_err(storage)?;
     let stored = lock_cursor(&mut tx, source).await.map_err(storage)?;
-    let position = match &item {
-        Followed::Item(position, _) | Followed::Checkpoint(position) => *position,
-    };
-    if position <= stored {
-        // Already applied (a redelivery): nothing changes.
-        tx.rollback().await.map_err(storage)?;
-        return Ok(stored);
-    }
-    if let Followed::Item(_, event) = item {
+    let mut position = stored;
+    let mut applied = false;
+    for item in items {
+        let (at, event) = match item {
+            Followed::Item(at, event) => (at, Some(event)),
+            Followed::Checkpoint(at) => (at, None),
+        };
+        if at <= position {
+            // Already applied (a redelivery): nothing changes.
+            continue;
+        }
+        position = at;
+        let Some(event) = event else { continue };
         let origin = applier.origin(&event);
         let span = tracing::info_span!(
             "event.apply",
@@ -220,7 +263,7 @@ pub async fn apply_one<E, A: Apply<E>>(
             otel.kind = "consumer",
             messaging.system = "dondoc",
             messaging.source = source,
-            messaging.cursor = %position,
+            messaging.cursor = %at,
         );
         if let Some(producer) = dondoc_telemetry::span_context_from_traceparent(&origin.traceparent)
         {
@@ -228,11 +271,19 @@ pub async fn apply_one<E, A: Apply<E>>(
             span.add_link(producer);
         }
         applier.apply(&mut tx, event).instrument(span).await?;
+        applied = true;
+    }
+    if position == stored {
+        tx.rollback().await.map_err(storage)?;
+        return Ok(stored);
     }
     store_cursor(&mut tx, source, position)
         .await
         .map_err(storage)?;
     tx.commit().await.map_err(storage)?;
+    if applied {
+        applier.committed();
+    }
     Ok(position)
 }
 
@@ -247,24 +298,38 @@ pub async fn run<E, A, S, C, Fut>(
     progress: watch::Sender<Cursor>,
     shutdown: CancellationToken,
 ) where
+    E: Clone,
     A: Apply<E>,
     C: Fn(Cursor) -> Fut,
     Fut: Future<Output = Result<S, tonic::Status>>,
     S: Stream<Item = Result<Followed<E>, tonic::Status>> + Unpin,
 {
     let status = ConsumerStatus::new(source);
-    run_observed(pool, connect, applier, progress, status, shutdown).await;
+    run_observed(
+        pool,
+        connect,
+        applier,
+        progress,
+        status,
+        Duration::ZERO,
+        shutdown,
+    )
+    .await;
 }
 
-/// [`run`], reporting connection state and lag on `status`.
+/// [`run`], reporting connection state and lag on `status`, and letting
+/// the first event of a batch wait up to `linger` for more to apply in the
+/// same transaction (zero: apply only what has already arrived).
 pub async fn run_observed<E, A, S, C, Fut>(
     pool: PgPool,
     connect: C,
     applier: A,
     progress: watch::Sender<Cursor>,
     status: ConsumerStatus,
+    linger: Duration,
     shutdown: CancellationToken,
 ) where
+    E: Clone,
     A: Apply<E>,
     C: Fn(Cursor) -> Fut,
     Fut: Future<Output = Result<S, tonic::Status>>,
@@ -284,19 +349,30 @@ pub async fn run_observed<E, A, S, C, Fut>(
             status.connected();
             pause = Duration::from_millis(100);
             while let Some(item) = stream.next().await {
-                let item = item.map_err(|s| s.to_string())?;
-                let committed_at = match &item {
-                    Followed::Item(_, event) => Some(applier.origin(event).committed_at),
-                    Followed::Checkpoint(_) => None,
-                };
-                let stored = apply_one(&pool, source, item, &applier)
+                let (batch, after) = gather(item, &mut stream, linger).await;
+                let batch = batch.map_err(|s| s.to_string())?;
+                let origins: Vec<_> = batch
+                    .iter()
+                    .map(|item| match item {
+                        Followed::Item(_, event) => Some(applier.origin(event).committed_at),
+                        Followed::Checkpoint(_) => None,
+                    })
+                    .collect();
+                let stored = apply_batch(&pool, source, batch, &applier)
                     .await
                     .map_err(|e| e.to_string())?;
-                match committed_at {
-                    Some(at) => status.applied(at),
-                    None => status.caught_up(),
+                for origin in origins {
+                    match origin {
+                        Some(at) => status.applied(at),
+                        None => status.caught_up(),
+                    }
                 }
                 progress.send_replace(stored);
+                match after {
+                    After::More => {}
+                    After::Ended => break,
+                    After::Failed(error) => return Err(error.to_string()),
+                }
             }
             Ok::<(), String>(())
         };
@@ -319,5 +395,173 @@ pub async fn run_observed<E, A, S, C, Fut>(
             _ = shutdown.cancelled() => break,
         }
         pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// What the stream did after a gathered batch.
+enum After {
+    /// Still open.
+    More,
+    /// Ended cleanly.
+    Ended,
+    /// Failed: apply the batch, then reconnect.
+    Failed(tonic::Status),
+}
+
+/// Gathers a batch from `first` on: everything the stream already holds
+/// and, after an event, whatever arrives within `linger`, up to
+/// [`MAX_BATCH`] items. A checkpoint closes the batch (the upstream is
+/// caught up, so waiting would only delay it). A stream error or end after
+/// the first item is reported next to the batch, so what arrived before it
+/// is still applied.
+async fn gather<E, S>(
+    first: Result<Followed<E>, tonic::Status>,
+    stream: &mut S,
+    linger: Duration,
+) -> (Result<Vec<Followed<E>>, tonic::Status>, After)
+where
+    S: Stream<Item = Result<Followed<E>, tonic::Status>> + Unpin,
+{
+    let first = match first {
+        Ok(item) => item,
+        Err(status) => return (Err(status), After::More),
+    };
+    let mut open = matches!(first, Followed::Item(..));
+    let mut batch = vec![first];
+    let until = tokio::time::Instant::now() + linger;
+    while open && batch.len() < MAX_BATCH {
+        let next = match stream.next().now_or_never() {
+            Some(next) => next,
+            None if linger.is_zero() => break,
+            None => match tokio::time::timeout_at(until, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            },
+        };
+        match next {
+            Some(Ok(item)) => {
+                open = matches!(item, Followed::Item(..));
+                batch.push(item);
+            }
+            Some(Err(status)) => return (Ok(batch), After::Failed(status)),
+            None => return (Ok(batch), After::Ended),
+        }
+    }
+    (Ok(batch), After::More)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: i64) -> Result<Followed<i64>, tonic::Status> {
+        Ok(Followed::Item(Cursor { tx: 1, id }, id))
+    }
+
+    fn ids(batch: &[Followed<i64>]) -> Vec<i64> {
+        batch
+            .iter()
+            .map(|item| match item {
+                Followed::Item(_, id) => *id,
+                Followed::Checkpoint(_) => -1,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_first_event_waits_for_more_until_a_checkpoint_closes_the_batch() {
+        let (send, mut stream) = futures::channel::mpsc::unbounded();
+        send.unbounded_send(item(2)).unwrap();
+        let (gathering, started) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            // Only once gather has taken what had arrived and is waiting.
+            started.await.ok();
+            send.unbounded_send(item(3)).unwrap();
+            send.unbounded_send(Ok(Followed::Checkpoint(Cursor { tx: 1, id: 9 })))
+                .unwrap();
+            send.unbounded_send(item(10)).unwrap();
+        });
+        let mut gathering = Some(gathering);
+        let first = item(1);
+        // A linger far longer than the test: only the checkpoint can end it.
+        let watch = futures::stream::poll_fn(|cx| {
+            let polled = stream.poll_next_unpin(cx);
+            if polled.is_pending() {
+                if let Some(tell) = gathering.take() {
+                    tell.send(()).ok();
+                }
+            }
+            polled
+        });
+        tokio::pin!(watch);
+        let (batch, after) = gather(first, &mut watch, Duration::from_secs(3600)).await;
+        assert_eq!(ids(&batch.unwrap()), [1, 2, 3, -1]);
+        assert!(matches!(after, After::More));
+        // The item after the checkpoint starts the next batch.
+        let next = watch.next().await.unwrap();
+        assert_eq!(ids(&[next.unwrap()]), [10]);
+    }
+
+    #[tokio::test]
+    async fn the_linger_ends_a_batch_that_nothing_joins() {
+        let mut stream = futures::stream::pending();
+        let (batch, after) = gather(item(1), &mut stream, Duration::from_millis(5)).await;
+        assert_eq!(ids(&batch.unwrap()), [1]);
+        assert!(matches!(after, After::More));
+    }
+
+    #[tokio::test]
+    async fn without_linger_only_what_has_arrived_is_gathered() {
+        let mut stream =
+            futures::stream::iter([item(2), item(3)]).chain(futures::stream::pending());
+        // A pending stream with no linger must not wait at all; a wait
+        // would hang this test.
+        let (batch, after) = gather(item(1), &mut stream, Duration::ZERO).await;
+        assert_eq!(ids(&batch.unwrap()), [1, 2, 3]);
+        assert!(matches!(after, After::More));
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_starts_with_a_checkpoint_does_not_wait() {
+        let mut stream = futures::stream::pending();
+        let (batch, _) = gather(
+            Ok(Followed::Checkpoint(Cursor { tx: 1, id: 9 })),
+            &mut stream,
+            Duration::from_secs(3600),
+        )
+        .await;
+        assert_eq!(ids(&batch.unwrap()), [-1]);
+    }
+
+    #[tokio::test]
+    async fn what_arrived_before_an_error_or_the_end_is_still_applied() {
+        let mut failing = futures::stream::iter([item(2), Err(tonic::Status::unavailable("gone"))]);
+        let (batch, after) = gather(item(1), &mut failing, Duration::from_millis(10)).await;
+        assert_eq!(ids(&batch.unwrap()), [1, 2]);
+        assert!(
+            matches!(after, After::Failed(status) if status.code() == tonic::Code::Unavailable)
+        );
+
+        let mut ending = futures::stream::iter([item(2)]);
+        let (batch, after) = gather(item(1), &mut ending, Duration::from_millis(10)).await;
+        assert_eq!(ids(&batch.unwrap()), [1, 2]);
+        assert!(matches!(after, After::Ended));
+
+        let mut rest = futures::stream::pending();
+        let (batch, _) = gather(
+            Err::<Followed<i64>, _>(tonic::Status::internal("first")),
+            &mut rest,
+            Duration::from_millis(10),
+        )
+        .await;
+        assert_eq!(batch.unwrap_err().code(), tonic::Code::Internal);
+    }
+
+    #[tokio::test]
+    async fn a_batch_holds_at_most_max_batch_items() {
+        let mut stream =
+            futures::stream::iter((2..1000).map(item)).chain(futures::stream::pending());
+        let (batch, _) = gather(item(1), &mut stream, Duration::from_millis(10)).await;
+        assert_eq!(batch.unwrap().len(), MAX_BATCH);
     }
 }

@@ -98,6 +98,7 @@ async fn a_follower_catches_up_then_follows_with_checkpoints() {
             poll_interval: Duration::from_secs(30),
             checkpoint_interval: Duration::from_secs(30),
             batch: 1,
+            ..Default::default()
         },
         shutdown.clone(),
     );
@@ -209,4 +210,140 @@ async fn a_redelivered_event_is_applied_once() {
             .unwrap(),
         second
     );
+}
+
+/// Records each event with its transaction, fails on `poison`, and counts
+/// the `committed` calls.
+#[derive(Default)]
+struct Recorder {
+    committed: std::sync::atomic::AtomicUsize,
+}
+
+impl Apply<String> for Recorder {
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: String,
+    ) -> Result<(), dondoc_errors::Error> {
+        if event == "poison" {
+            return Err(dondoc_errors::Error::internal("a poison event"));
+        }
+        sqlx::query("CREATE TABLE IF NOT EXISTS recorded (kind TEXT NOT NULL, xid TEXT NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .map_err(dondoc_errors::Error::internal)?;
+        sqlx::query("INSERT INTO recorded (kind, xid) VALUES ($1, pg_current_xact_id()::text)")
+            .bind(event)
+            .execute(&mut *tx)
+            .await
+            .map_err(dondoc_errors::Error::internal)?;
+        Ok(())
+    }
+
+    fn committed(&self) {
+        self.committed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn recorded(pool: &PgPool) -> Vec<(String, String)> {
+    sqlx::query_as("SELECT kind, xid FROM recorded ORDER BY kind")
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default()
+}
+
+async fn stored(pool: &PgPool) -> Cursor {
+    let mut conn = pool.acquire().await.unwrap();
+    consumer::stored_cursor(&mut conn, "upstream")
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_batch_is_applied_in_one_transaction_then_wakes_once() {
+    let (_db, pool) = database().await;
+    let recorder = Recorder::default();
+    let at = |id| Cursor { tx: 7, id };
+    let stored_now = consumer::apply_batch(
+        &pool,
+        "upstream",
+        vec![
+            Followed::Item(at(1), "a".to_string()),
+            Followed::Item(at(2), "b".to_string()),
+            Followed::Item(at(3), "c".to_string()),
+            Followed::Checkpoint(at(9)),
+        ],
+        &recorder,
+    )
+    .await
+    .unwrap();
+    assert_eq!(stored_now, at(9));
+    assert_eq!(stored(&pool).await, at(9));
+    let rows = recorded(&pool).await;
+    let kinds: Vec<&str> = rows.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds, ["a", "b", "c"]);
+    assert!(
+        rows.iter().all(|(_, xid)| *xid == rows[0].1),
+        "one transaction for the batch: {rows:?}"
+    );
+    assert_eq!(
+        recorder.committed.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+
+    // The same batch again is a redelivery: nothing changes, nothing wakes.
+    let again = consumer::apply_batch(
+        &pool,
+        "upstream",
+        vec![
+            Followed::Item(at(2), "b".to_string()),
+            Followed::Item(at(3), "c".to_string()),
+        ],
+        &recorder,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, at(9));
+    assert_eq!(recorded(&pool).await.len(), 3);
+    assert_eq!(
+        recorder.committed.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_failing_event_keeps_the_events_before_it_and_stops_the_cursor() {
+    let (_db, pool) = database().await;
+    let recorder = Recorder::default();
+    let at = |id| Cursor { tx: 8, id };
+    let batch = || {
+        vec![
+            Followed::Item(at(1), "a".to_string()),
+            Followed::Item(at(2), "b".to_string()),
+            Followed::Item(at(3), "poison".to_string()),
+            Followed::Item(at(4), "d".to_string()),
+        ]
+    };
+    let error = consumer::apply_batch(&pool, "upstream", batch(), &recorder)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("poison"), "{error}");
+    // The batch failed as a whole, then "a" and "b" landed one by one; "d",
+    // after the poison, waits for it.
+    let kinds: Vec<String> = recorded(&pool).await.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["a", "b"]);
+    assert_eq!(stored(&pool).await, at(2));
+    assert_eq!(
+        recorder.committed.load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+
+    // Redelivered from the stored cursor, the poison fails again and
+    // nothing is applied twice.
+    consumer::apply_batch(&pool, "upstream", batch(), &recorder)
+        .await
+        .unwrap_err();
+    assert_eq!(recorded(&pool).await.len(), 2);
+    assert_eq!(stored(&pool).await, at(2));
 }
