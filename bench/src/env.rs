@@ -174,6 +174,18 @@ pub async fn start_gateway(
     Ok(addr)
 }
 
+/// A benchmark gateway ([`start_gateway`], [`bench_extras`]) with every
+/// route going to `backend`, signing with fresh keys (an echo backend
+/// checks no assertion), until killed; prints `READY <addr>` first (the
+/// child-process mode).
+pub async fn serve_gateway(backend: SocketAddr) -> anyhow::Result<()> {
+    let keys = SuiteKeys::generate();
+    let addr = start_gateway(backend, backend, backend, &keys, CancellationToken::new()).await?;
+    println!("READY {addr}");
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
 /// The suite on a cluster, with a benchmark gateway in front.
 pub struct Running {
     /// The suite (its own gateway is not used).

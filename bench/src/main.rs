@@ -82,6 +82,17 @@ enum Command {
     /// (internal) The broadcast reference server, for memory measurements.
     #[command(hide = true)]
     ServeBroadcast,
+    /// (internal) The stock tonic echo server, in its own process.
+    #[command(hide = true)]
+    ServeEcho,
+    /// (internal) A benchmark gateway in front of one backend (echo), in
+    /// its own process.
+    #[command(hide = true)]
+    ServeGateway {
+        /// The backend every route goes to.
+        #[arg(long)]
+        backend: std::net::SocketAddr,
+    },
     /// (internal) The notifications service alone, for memory measurements.
     #[command(hide = true)]
     ServeNotifications {
@@ -115,8 +126,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ("latency", |a| Box::pin(scenarios::latency(a))),
     ];
     let chosen: Vec<&str> = match &cli.command {
-        Command::ServeBroadcast => return peers::serve_broadcast().await,
-        Command::ServeNotifications { socket_dir } => return serve_notifications(socket_dir).await,
+        Command::ServeBroadcast => {
+            exit_when_stdin_closes();
+            return peers::serve_broadcast().await;
+        }
+        Command::ServeEcho => {
+            exit_when_stdin_closes();
+            return peers::serve_echo().await;
+        }
+        Command::ServeGateway { backend } => {
+            exit_when_stdin_closes();
+            return env::serve_gateway(*backend).await;
+        }
+        Command::ServeNotifications { socket_dir } => {
+            exit_when_stdin_closes();
+            return serve_notifications(socket_dir).await;
+        }
         Command::All => all.iter().map(|(n, _)| *n).collect(),
         Command::Gateway => vec!["gateway"],
         Command::Write => vec!["write"],
@@ -150,6 +175,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report::json(&rows))?);
     }
     Ok(())
+}
+
+/// In a child process: exits once stdin reaches its end. The parent holds
+/// the other end of the pipe (`scenarios::spawn_child`), so the child goes
+/// when the parent drops it or dies without killing it. A plain thread:
+/// tokio's `io-std` is not among the workspace's features.
+fn exit_when_stdin_closes() {
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+        std::process::exit(0);
+    });
 }
 
 fn print_machine(args: &Args) {

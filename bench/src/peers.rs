@@ -61,19 +61,19 @@ impl tower::Service<http::Request<Body>> for Echo {
     }
 }
 
-/// Serves [`Echo`] on a loopback port with tonic's defaults (plus
-/// TCP_NODELAY, as every server here); returns its address.
-pub async fn spawn_echo() -> anyhow::Result<SocketAddr> {
+/// Serves [`Echo`] on `127.0.0.1:0` with tonic's defaults (plus
+/// TCP_NODELAY, as every server here) until killed, printing
+/// `READY <addr>` first (the child-process mode).
+pub async fn serve_echo() -> anyhow::Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    println!("READY {addr}");
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    tokio::spawn(async move {
-        let _ = tonic::transport::Server::builder()
-            .add_service(Echo)
-            .serve_with_incoming(incoming)
-            .await;
-    });
-    Ok(addr)
+    tonic::transport::Server::builder()
+        .add_service(Echo)
+        .serve_with_incoming(incoming)
+        .await?;
+    Ok(())
 }
 
 /// The path of the broadcast server's stream (the notification stream's).
@@ -254,7 +254,9 @@ pub fn nginx_binary() -> Option<PathBuf> {
 }
 
 /// Starts Debian's nginx in front of `backend` with `grpc_pass` and
-/// upstream keepalive, one worker per core, logs off.
+/// upstream keepalive, one worker per core, logs off. `keepalive_requests`
+/// is lifted on both sides: at its default (1,000) nginx closes a busy
+/// HTTP/2 connection every thousand calls and fails the calls in flight.
 pub async fn start_nginx(backend: SocketAddr) -> anyhow::Result<Nginx> {
     let binary = nginx_binary().context("nginx not found (apt-get install nginx)")?;
     let dir = TempDir::new(&std::env::temp_dir(), "dondoc-bench-nginx")?;
@@ -265,8 +267,8 @@ pub async fn start_nginx(backend: SocketAddr) -> anyhow::Result<Nginx> {
          events {{ worker_connections 16384; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
            fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-           upstream backend {{ server {backend}; keepalive 256; }}\n\
-           server {{\n    listen 127.0.0.1:{port} http2;\n    http2_max_concurrent_streams 1024;\n\
+           upstream backend {{ server {backend}; keepalive 256; keepalive_requests 1000000; }}\n\
+           server {{\n    listen 127.0.0.1:{port} http2;\n    http2_max_concurrent_streams 1024;\n    keepalive_requests 1000000;\n\
                location / {{ grpc_pass grpc://backend; }}\n  }}\n}}\n",
         d = dir.0.display()
     );

@@ -62,11 +62,11 @@ async fn closed_loop(
 /// through nginx `grpc_pass`, at the same concurrency.
 pub async fn gateway(args: &Args) -> anyhow::Result<Vec<Row>> {
     const S: &str = "1 gateway";
-    let echo = peers::spawn_echo().await?;
-    let nginx = peers::start_nginx(echo).await?;
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let keys = dondoc::suite::SuiteKeys::generate();
-    let gateway = crate::env::start_gateway(echo, echo, echo, &keys, shutdown.clone()).await?;
+    // The echo, the gateway and nginx each in their own processes: this
+    // one holds only the load generator.
+    let echo = echo_child().await?;
+    let nginx = peers::start_nginx(echo.addr).await?;
+    let gateway = gateway_child(echo.addr).await?;
     let call = RawCall::new(
         ECHO_PATH,
         &dpb::GetAgencyRequest {
@@ -75,8 +75,8 @@ pub async fn gateway(args: &Args) -> anyhow::Result<Vec<Row>> {
         &bearer(&office_token()),
     );
     let targets = [
-        ("direct", echo),
-        ("gateway", gateway),
+        ("direct", echo.addr),
+        ("gateway", gateway.addr),
         ("nginx", nginx.addr),
     ];
     let mut channels = Vec::new();
@@ -117,8 +117,9 @@ pub async fn gateway(args: &Args) -> anyhow::Result<Vec<Row>> {
         println!("  at {half:.0}/s  {name:<8} {}", stats.line());
         paced.push(stats);
     }
-    shutdown.cancel();
+    gateway.stop().await;
     drop(nginx);
+    echo.stop().await;
     let added = |i: usize| (paced[i].ms(0.5) - paced[0].ms(0.5)).max(0.0);
     let c = args.concurrency;
     Ok(vec![
@@ -509,7 +510,9 @@ pub async fn read(args: &Args) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// A child process serving streams, whose memory and CPU are measured.
+/// A server in a child process (this executable in one of its hidden
+/// `serve-*` modes): killed when dropped, and it exits by itself when its
+/// stdin (held here) closes, so it does not outlive this process either.
 struct Child {
     child: tokio::process::Child,
     pid: u32,
@@ -517,10 +520,20 @@ struct Child {
     extra: String,
 }
 
+impl Child {
+    /// Kills the child and waits for it to go.
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Starts this executable with `args` and waits for its `READY <addr>
+/// [extra]` line.
 async fn spawn_child(args: &[String]) -> anyhow::Result<Child> {
     let exe = std::env::current_exe()?;
     let mut child = tokio::process::Command::new(exe)
         .args(args)
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -541,6 +554,22 @@ async fn spawn_child(args: &[String]) -> anyhow::Result<Child> {
         addr,
         extra,
     })
+}
+
+/// The stock tonic echo server in a child process.
+async fn echo_child() -> anyhow::Result<Child> {
+    spawn_child(&["serve-echo".into()]).await
+}
+
+/// A benchmark gateway (`env::start_gateway`, `env::bench_extras`) in a
+/// child process, every route going to `backend`.
+async fn gateway_child(backend: std::net::SocketAddr) -> anyhow::Result<Child> {
+    spawn_child(&[
+        "serve-gateway".into(),
+        "--backend".into(),
+        backend.to_string(),
+    ])
+    .await
 }
 
 /// Opens `streams` server streams over `streams / per_conn` connections;
@@ -941,21 +970,14 @@ pub async fn reminders(args: &Args) -> anyhow::Result<Vec<Row>> {
 /// stock tonic echo server.
 pub async fn latency(args: &Args) -> anyhow::Result<Vec<Row>> {
     const S: &str = "6 latency";
-    let echo = peers::spawn_echo().await?;
+    // The echo and the gateway in front of it each in their own processes;
+    // the suite and its gateway (which signs with the keys the suite
+    // trusts) in this one.
+    let echo = echo_child().await?;
+    let echo_gw = gateway_child(echo.addr).await?;
     let cluster = Cluster::start(false).await?;
     let running = Running::start(&cluster).await?;
     let token = office_token();
-    let echo_gw = {
-        let keys = dondoc::suite::SuiteKeys::generate();
-        crate::env::start_gateway(
-            echo,
-            echo,
-            echo,
-            &keys,
-            tokio_util::sync::CancellationToken::new(),
-        )
-        .await?
-    };
     let ch_gw = load::connections(running.gateway, 1).await?;
     let created = RawCall::new(
         CREATE_TASK,
@@ -979,8 +1001,8 @@ pub async fn latency(args: &Args) -> anyhow::Result<Vec<Row>> {
         },
         &bearer(&token),
     );
-    let ch_echo = load::connections(echo, 1).await?;
-    let ch_echo_gw = load::connections(echo_gw, 1).await?;
+    let ch_echo = load::connections(echo.addr, 1).await?;
+    let ch_echo_gw = load::connections(echo_gw.addr, 1).await?;
     let _ = closed_loop(&ch_echo, &echo_call, 1, Duration::from_millis(300), None).await;
     let _ = closed_loop(&ch_gw, &get, 1, Duration::from_millis(300), None).await;
     let _ = closed_loop(&ch_echo_gw, &echo_call, 1, Duration::from_millis(300), None).await;
@@ -991,6 +1013,8 @@ pub async fn latency(args: &Args) -> anyhow::Result<Vec<Row>> {
     let whole = closed_loop(&ch_gw, &get, 1, args.duration_resolved, None).await;
     println!("  gateway -> GetTask -> PG  {}", whole.line());
     running.stop().await;
+    echo_gw.stop().await;
+    echo.stop().await;
     let e = stock.ms(0.5);
     let budget = 1.3 * e + e;
     Ok(vec![
