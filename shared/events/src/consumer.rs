@@ -28,8 +28,9 @@ pub trait Apply<E>: Send + Sync {
         event: E,
     ) -> impl Future<Output = Result<(), dondoc_errors::Error>> + Send;
 
-    /// Called after an applied event committed, e.g. to wake the
-    /// consumer's own followers. Never inside the transaction.
+    /// Called once after a transaction that applied events committed
+    /// (a batch: once for all of them), e.g. to wake the consumer's own
+    /// followers. Never inside the transaction.
     fn committed(&self) {}
 
     /// What the event says about its origin: the producer's `traceparent`
