@@ -487,10 +487,10 @@ mod tests {
         // A linger far longer than the test: only the checkpoint can end it.
         let watch = futures::stream::poll_fn(|cx| {
             let polled = stream.poll_next_unpin(cx);
-            if polled.is_pending() {
-                if let Some(tell) = gathering.take() {
-                    tell.send(()).ok();
-                }
+            if polled.is_pending()
+                && let Some(tell) = gathering.take()
+            {
+                tell.send(()).ok();
             }
             polled
         });
