@@ -161,27 +161,6 @@ async fn a_cursor_older_than_the_horizon_is_out_of_range() {
     );
 }
 
-struct CountKinds;
-
-impl Apply<String> for CountKinds {
-    async fn apply(
-        &self,
-        tx: &mut PgConnection,
-        event: String,
-    ) -> Result<(), dondoc_errors::Error> {
-        sqlx::query("CREATE TABLE IF NOT EXISTS applied (kind TEXT NOT NULL)")
-            .execute(&mut *tx)
-            .await
-            .map_err(dondoc_errors::Error::internal)?;
-        sqlx::query("INSERT INTO applied (kind) VALUES ($1)")
-            .bind(event)
-            .execute(&mut *tx)
-            .await
-            .map_err(dondoc_errors::Error::internal)?;
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_redelivered_event_is_applied_once() {
     let (_db, pool) = database().await;
@@ -194,22 +173,13 @@ async fn a_redelivered_event_is_applied_once() {
         Followed::Item(second, "b".to_string()),
         Followed::Item(first, "a".to_string()),
     ] {
-        consumer::apply_one(&pool, "upstream", item, &CountKinds)
+        consumer::apply_one(&pool, "upstream", item, &Recorder::default())
             .await
             .unwrap();
     }
-    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM applied ORDER BY kind")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let kinds: Vec<String> = recorded(&pool).await.into_iter().map(|(k, _)| k).collect();
     assert_eq!(kinds, ["a", "b"]);
-    let mut conn = pool.acquire().await.unwrap();
-    assert_eq!(
-        consumer::stored_cursor(&mut conn, "upstream")
-            .await
-            .unwrap(),
-        second
-    );
+    assert_eq!(stored(&pool).await, second);
 }
 
 /// Records each event with its transaction, fails on `poison`, and counts
