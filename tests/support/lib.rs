@@ -49,47 +49,11 @@ pub fn local_8am(year: i32, month: u32, day: u32) -> DateTime<Utc> {
 impl TestSuite {
     /// Starts the suite on a fresh database with the clock at `now`.
     pub async fn start(now: DateTime<Utc>) -> TestSuite {
-        let db = dondoc_testing::database("suite", |admin| async move {
-            bootstrap_all(&admin, &passwords()).await.unwrap();
-            migrate_all(&admin, &passwords()).await.unwrap();
-        })
-        .await;
-        let clock = Clock::manual(now);
-        let jwt = JwtConfig {
-            hs256_secret: "end-to-end-test-secret".into(),
-            issuer: "dondoc".into(),
-            audience: "dondoc".into(),
+        let scheduler = dondoc_notifications::SchedulerSettings {
+            poll_interval: Duration::from_millis(100),
+            ..Default::default()
         };
-        let suite = Suite::start(SuiteConfig {
-            admin: db.admin_options(),
-            passwords: passwords(),
-            keys: SuiteKeys::generate(),
-            jwt: jwt.clone(),
-            gateway_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-            service_host: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            clock: clock.clone(),
-            follow: FollowSettings {
-                poll_interval: Duration::from_millis(100),
-                checkpoint_interval: Duration::from_millis(300),
-                batch: 256,
-                ..Default::default()
-            },
-            deadline_policy: Default::default(),
-            reminder_policy: Default::default(),
-            scheduler: dondoc_notifications::SchedulerSettings {
-                poll_interval: Duration::from_millis(100),
-                ..Default::default()
-            },
-            shutdown_grace: Duration::from_secs(5),
-        })
-        .await
-        .expect("the suite starts");
-        TestSuite {
-            suite,
-            db,
-            clock,
-            jwt,
-        }
+        TestSuite::start_with(now, scheduler, SuiteKeys::generate()).await
     }
 
     /// Starts the suite like [`TestSuite::start`], with the notifications

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use dondoc_errors::Error;
 use dondoc_events::Wake;
 use dondoc_time::{Clock, local_date};
@@ -208,22 +209,30 @@ impl Scheduler {
     /// Claims and handles one batch of due jobs (digests, then reminders);
     /// returns how many were claimed.
     pub async fn tick(&self) -> Result<usize, Error> {
+        // One instant for the whole tick, so that its phases agree on what
+        // is due: a clock read per phase could claim a reminder of a later
+        // instant than the digest phase saw, and the digest due before it
+        // would come after it.
+        let now = self.clock.now();
         // The digest first: on a Monday morning it reads before the day's reminders.
         let digests = if self.settings.weekly_digest {
-            self.plan_digests().await?;
-            self.tick_digests().await?
+            self.plan_digests_at(now).await?;
+            self.tick_digests_at(now).await?
         } else {
             0
         };
-        let reminders = self.tick_reminders().await?;
+        let reminders = self.tick_reminders_at(now).await?;
         Ok(reminders + digests)
     }
 
     /// Plans next week's digest of every agency with open tasks.
     pub async fn plan_digests(&self) -> Result<u64, Error> {
+        self.plan_digests_at(self.clock.now()).await
+    }
+
+    async fn plan_digests_at(&self, now: DateTime<Utc>) -> Result<u64, Error> {
         let storage = dondoc_database::storage_error;
-        let (week, fire_at) =
-            digest::upcoming(&self.policy.calendar, self.policy.send_at, self.clock.now());
+        let (week, fire_at) = digest::upcoming(&self.policy.calendar, self.policy.send_at, now);
         let mut conn = self.pool.acquire().await.map_err(storage)?;
         let agencies = deadlines::agencies_with_open_tasks(&mut conn).await?;
         digests::plan(&mut conn, &agencies, week, fire_at).await
@@ -231,16 +240,15 @@ impl Scheduler {
 
     /// Claims and writes due weekly digests; returns how many were claimed.
     pub async fn tick_digests(&self) -> Result<usize, Error> {
-        let claimed = digests::claim(
-            &self.pool,
-            self.clock.now(),
-            self.settings.batch,
-            self.settings.lease,
-        )
-        .await?;
+        self.tick_digests_at(self.clock.now()).await
+    }
+
+    async fn tick_digests_at(&self, now: DateTime<Utc>) -> Result<usize, Error> {
+        let claimed =
+            digests::claim(&self.pool, now, self.settings.batch, self.settings.lease).await?;
         let count = claimed.len();
         for job in claimed {
-            if let Err(error) = self.handle_digest(&job).await {
+            if let Err(error) = self.handle_digest(&job, now).await {
                 tracing::warn!(job = job.id, %error, "digest failed; it will be retried");
             }
         }
@@ -250,11 +258,15 @@ impl Scheduler {
         Ok(count)
     }
 
-    /// Writes one agency's weekly digest in one transaction.
-    pub async fn handle_digest(&self, job: &digests::ClaimedDigest) -> Result<(), Error> {
+    /// Writes one agency's weekly digest, as of `now`, in one transaction.
+    pub async fn handle_digest(
+        &self,
+        job: &digests::ClaimedDigest,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
         let storage = dondoc_database::storage_error;
         let name = self.names.name(&job.agency).await;
-        let today = local_date(self.clock.now()).max(job.week);
+        let today = local_date(now).max(job.week);
         let mut tx = self.pool.begin().await.map_err(storage)?;
         if !digests::still_mine(&mut tx, job).await? {
             return Ok(());
@@ -305,13 +317,12 @@ impl Scheduler {
 
     /// Claims and handles one batch of due reminders; returns how many were claimed.
     pub async fn tick_reminders(&self) -> Result<usize, Error> {
-        let claimed = jobs::claim(
-            &self.pool,
-            self.clock.now(),
-            self.settings.batch,
-            self.settings.lease,
-        )
-        .await?;
+        self.tick_reminders_at(self.clock.now()).await
+    }
+
+    async fn tick_reminders_at(&self, now: DateTime<Utc>) -> Result<usize, Error> {
+        let claimed =
+            jobs::claim(&self.pool, now, self.settings.batch, self.settings.lease).await?;
         let count = claimed.len();
         if count == 0 {
             return Ok(0);
