@@ -14,6 +14,13 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+/// The allocator the `dondoc` binary ships with (see its `main.rs`), so that
+/// the gateway and the suite this process runs are measured as shipped. The
+/// peers started from this executable (echo, broadcast) use it too, which
+/// only makes them faster.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The agency page as the assignments service sends it (see
 /// `services/assignments/src/storage/tasks.rs`, `list`), with the agency
 /// inlined, for EXPLAIN next to hand-written SQL.

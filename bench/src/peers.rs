@@ -206,6 +206,13 @@ pub struct Nginx {
     _dir: TempDir,
 }
 
+impl Nginx {
+    /// The master's process id (its workers are its children).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
 impl Drop for Nginx {
     fn drop(&mut self) {
         // SIGTERM lets the master stop its workers (SIGKILL would orphan them).

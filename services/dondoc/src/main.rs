@@ -4,6 +4,14 @@
 
 use clap::Parser;
 
+/// mimalloc instead of the system allocator: a proxied call allocates and
+/// frees a few dozen small buffers (headers, frames, futures) on whichever
+/// worker thread runs it, and glibc's malloc spent 15 % of the gateway's CPU
+/// on them (BENCHMARKS.md, round 3). linkerd2-proxy swaps its allocator for
+/// the same reason.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = dondoc::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

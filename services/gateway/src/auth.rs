@@ -16,7 +16,7 @@ use crate::extras::{ApiKey, ApiKeySettings, CertMatch, ClientIdentity, JwksSetti
 use crate::watched::Watched;
 
 use dondoc_errors::Error;
-use dondoc_identity::{Principal, Role};
+use dondoc_identity::{Principal, Role, VerifiedTokens};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -62,9 +62,10 @@ struct MintedClaims<'a> {
 }
 
 /// The claims the gateway reads (`iss`, `aud`, `exp`, `nbf` are checked by
-/// the validation itself).
+/// the validation itself; `exp` also bounds how long the token is remembered).
 #[derive(Deserialize)]
 struct TokenClaims {
+    exp: u64,
     sub: String,
     #[serde(default)]
     agency: Option<String>,
@@ -131,9 +132,12 @@ pub(crate) const API_KEY_HEADER: &str = "x-api-key";
 /// How often, at most, an unknown `kid` makes the gateway re-read the JWKS.
 const JWKS_ON_DEMAND_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The verification keys of a JWKS file, by `kid`.
+/// The verification keys of a JWKS file, by `kid`, and the tokens they
+/// verified: a reloaded JWKS is a new set with an empty cache, so a token of
+/// a key that was removed is refused at once.
 pub(crate) struct KeySet {
     keys: HashMap<String, (Algorithm, DecodingKey)>,
+    verified: VerifiedTokens,
 }
 
 impl KeySet {
@@ -174,7 +178,10 @@ impl KeySet {
         if keys.is_empty() {
             return Err("no RS256 or EdDSA key with a kid".into());
         }
-        Ok(KeySet { keys })
+        Ok(KeySet {
+            keys,
+            verified: VerifiedTokens::default(),
+        })
     }
 }
 
@@ -257,6 +264,8 @@ pub(crate) struct Peer<'a> {
 #[derive(Clone)]
 pub(crate) struct Authenticator {
     hs256: Option<DecodingKey>,
+    /// The HS256 tokens verified with the (immutable) secret.
+    hs256_verified: Arc<VerifiedTokens>,
     jwks: Option<Arc<Watched<KeySet>>>,
     validations: Arc<HashMap<Algorithm, Validation>>,
     inline_keys: Arc<ApiKeys>,
@@ -317,6 +326,7 @@ impl Authenticator {
         Ok(Self {
             hs256: (!jwt.hs256_secret.is_empty())
                 .then(|| DecodingKey::from_secret(jwt.hs256_secret.as_bytes())),
+            hs256_verified: Arc::new(VerifiedTokens::default()),
             jwks,
             validations: Arc::new(validations),
             inline_keys: Arc::new(ApiKeys::new(&api_keys.keys)?),
@@ -393,17 +403,34 @@ impl Authenticator {
         self.verify(token).await
     }
 
+    /// The principal of a bearer token. A token verified once is
+    /// remembered by its exact text until its `exp`, so a caller's later
+    /// calls skip the signature check, the JSON and the claim checks.
     async fn verify(&self, token: &str) -> Result<Principal, Error> {
+        let now = unix_now();
+        if let Some(principal) = self.hs256_verified.get(token, now) {
+            return Ok(principal);
+        }
+        let jwks = self.jwks.as_ref().map(|jwks| jwks.current());
+        if let Some(principal) = jwks.as_ref().and_then(|set| set.verified.get(token, now)) {
+            return Ok(principal);
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|e| describe(e.kind()))?;
-        let key = match header.alg {
-            Algorithm::HS256 => self.hs256.clone().ok_or_else(|| {
-                unauthenticated(
-                    "UNSUPPORTED_ALGORITHM",
-                    "HS256 tokens are not accepted here: use a token signed by the identity \
-                     provider (RS256 or EdDSA)",
-                )
-            })?,
-            Algorithm::RS256 | Algorithm::EdDSA => self.signing_key(&header).await?,
+        let (key, key_set) = match header.alg {
+            Algorithm::HS256 => {
+                let key = self.hs256.clone().ok_or_else(|| {
+                    unauthenticated(
+                        "UNSUPPORTED_ALGORITHM",
+                        "HS256 tokens are not accepted here: use a token signed by the identity \
+                         provider (RS256 or EdDSA)",
+                    )
+                })?;
+                (key, None)
+            }
+            Algorithm::RS256 | Algorithm::EdDSA => {
+                let (key, set) = self.signing_key(&header).await?;
+                (key, Some(set))
+            }
             _ => return Err(unsupported(self.hs256.is_some(), self.jwks.is_some())),
         };
         let validation = self
@@ -413,11 +440,19 @@ impl Authenticator {
         let claims = jsonwebtoken::decode::<TokenClaims>(token, &key, validation)
             .map_err(|e| describe(e.kind()))?
             .claims;
-        principal_of(claims)
+        let expires = claims.exp;
+        let principal = principal_of(claims)?;
+        let verified = match &key_set {
+            Some(set) => &set.verified,
+            None => &*self.hs256_verified,
+        };
+        verified.insert(token, principal.clone(), expires, now);
+        Ok(principal)
     }
 
-    /// The JWKS key the token names, re-reading the JWKS once when unknown.
-    async fn signing_key(&self, header: &Header) -> Result<DecodingKey, Error> {
+    /// The JWKS key the token names and the set it is in, re-reading the
+    /// JWKS once when unknown.
+    async fn signing_key(&self, header: &Header) -> Result<(DecodingKey, Arc<KeySet>), Error> {
         let Some(jwks) = &self.jwks else {
             return Err(unsupported(self.hs256.is_some(), false));
         };
@@ -427,18 +462,21 @@ impl Authenticator {
                 "the token's header has no kid: the gateway cannot tell which key signed it",
             ));
         };
-        let lookup = |set: &KeySet| set.keys.get(kid).cloned();
-        let found = match lookup(&jwks.current()) {
+        let lookup = |set: Arc<KeySet>| {
+            let found = set.keys.get(kid).cloned();
+            found.map(|found| (found, set))
+        };
+        let found = match lookup(jwks.current()) {
             Some(found) => Some(found),
             None => {
                 if jwks.reload_on_demand(JWKS_ON_DEMAND_INTERVAL).await {
-                    lookup(&jwks.current())
+                    lookup(jwks.current())
                 } else {
                     None
                 }
             }
         };
-        let Some((algorithm, key)) = found else {
+        let Some(((algorithm, key), set)) = found else {
             return Err(unauthenticated(
                 "UNKNOWN_SIGNING_KEY",
                 format!(
@@ -456,7 +494,7 @@ impl Authenticator {
                 ),
             ));
         }
-        Ok(key)
+        Ok((key, set))
     }
 
     fn api_key(&self, headers: &http::HeaderMap) -> Result<Principal, Error> {
@@ -761,6 +799,42 @@ mod tests {
             .check(&headers(&token))
             .unwrap_err();
         assert_eq!(error.reason(), "TOKEN_NOT_YET_VALID");
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_by_its_exact_text_until_it_expires() {
+        let auth = Authenticator::new(&jwt());
+        let token = mint_token(&jwt(), &officer(), Duration::from_secs(60));
+        assert_eq!(auth.check(&headers(&token)).unwrap(), officer());
+        assert_eq!(auth.hs256_verified.get(&token, unix_now()), Some(officer()));
+        assert_eq!(auth.check(&headers(&token)).unwrap(), officer());
+        assert_eq!(auth.hs256_verified.len(), 1);
+
+        // Another signature is another text: checked in full, refused.
+        let (signed, signature) = token.rsplit_once('.').unwrap();
+        let flipped = if signature.starts_with('A') { 'B' } else { 'A' };
+        let tampered = format!("{signed}.{flipped}{}", &signature[1..]);
+        assert_eq!(
+            auth.check(&headers(&tampered)).unwrap_err().reason(),
+            "INVALID_SIGNATURE"
+        );
+        assert_eq!(auth.hs256_verified.len(), 1);
+
+        // Past its exp (accepted within the leeway), a token is never
+        // answered from the cache: every call checks it again.
+        let now = unix_now();
+        let claims = serde_json::json!({
+            "iss": "https://id.test", "aud": "dondoc", "sub": "users/late",
+            "roles": ["office"], "nbf": now - 60, "exp": now - 5,
+        });
+        let late = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(jwt().hs256_secret.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(auth.check(&headers(&late)).unwrap().subject, "users/late");
+        assert_eq!(auth.hs256_verified.get(&late, unix_now()), None);
     }
 
     #[test]

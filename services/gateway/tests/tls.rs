@@ -255,14 +255,17 @@ async fn jwks_tokens_are_verified_and_rotated_without_restart() {
     let pki = start_tls(false, extras, jwt.clone()).await;
     let channel = pki.channel(None).await;
 
-    let token = first.token(&claims(&jwt, "users/ed", 300));
-    let seen = echo(channel.clone(), with_token(get_agency(), &token))
-        .await
-        .unwrap();
-    assert_eq!(
-        seen,
-        ("users/ed".into(), "so-noi-vu".into(), "agency".into())
-    );
+    let first_token = first.token(&claims(&jwt, "users/ed", 300));
+    for _ in 0..2 {
+        // The second call is answered from the verified-token cache.
+        let seen = echo(channel.clone(), with_token(get_agency(), &first_token))
+            .await
+            .unwrap();
+        assert_eq!(
+            seen,
+            ("users/ed".into(), "so-noi-vu".into(), "agency".into())
+        );
+    }
 
     let rs256 = {
         use rsa::pkcs1::EncodeRsaPrivateKey;
@@ -295,7 +298,7 @@ async fn jwks_tokens_are_verified_and_rotated_without_restart() {
     // A key published after the start is accepted without a restart.
     let second = EdKey::new("ed-2026-02");
     let token = second.token(&claims(&jwt, "users/rotated", 300));
-    write_jwks(&jwks_path, &[first.jwk(), second.jwk(), rsa_jwk]);
+    write_jwks(&jwks_path, &[first.jwk(), second.jwk(), rsa_jwk.clone()]);
     let seen = echo(channel.clone(), with_token(get_agency(), &token))
         .await
         .unwrap();
@@ -303,16 +306,41 @@ async fn jwks_tokens_are_verified_and_rotated_without_restart() {
 
     // A key nobody published is refused.
     let stranger = EdKey::new("ed-unknown");
-    let status = echo(
-        channel.clone(),
-        with_token(get_agency(), &stranger.token(&claims(&jwt, "users/x", 300))),
-    )
-    .await
-    .unwrap_err();
+    let stranger_token = stranger.token(&claims(&jwt, "users/x", 300));
+    let status = echo(channel.clone(), with_token(get_agency(), &stranger_token))
+        .await
+        .unwrap_err();
     assert_eq!(
         status.get_error_details().error_info().unwrap().reason,
         "UNKNOWN_SIGNING_KEY"
     );
+
+    // A key withdrawn from the JWKS: once the file is re-read, its tokens
+    // are refused, even one the gateway verified and remembered before.
+    write_jwks(&jwks_path, &[second.jwk(), rsa_jwk]);
+    let started = std::time::Instant::now();
+    let status = loop {
+        // An unknown kid makes the gateway re-read the JWKS, at most once a second.
+        let _ = echo(channel.clone(), with_token(get_agency(), &stranger_token)).await;
+        match echo(channel.clone(), with_token(get_agency(), &first_token)).await {
+            Err(status) => break status,
+            Ok(_) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "the withdrawn key's token is still accepted"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(
+        status.get_error_details().error_info().unwrap().reason,
+        "UNKNOWN_SIGNING_KEY"
+    );
+    let seen = echo(channel.clone(), with_token(get_agency(), &token))
+        .await
+        .unwrap();
+    assert_eq!(seen.0, "users/rotated", "the remaining keys still verify");
 
     // No HS256 secret configured: development tokens are refused.
     let dev = support::test_jwt();

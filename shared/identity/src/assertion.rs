@@ -9,7 +9,7 @@ use dondoc_time::Clock;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{DEFAULT_CAPACITY, VerifiedAssertions, unix_seconds};
+use crate::cache::{DEFAULT_CAPACITY, VerifiedTokens, unix_seconds};
 use crate::{Principal, Role};
 
 /// The metadata key that carries the gateway's signed assertion.
@@ -222,7 +222,7 @@ impl TrustedKeys {
 pub struct AssertionVerifier {
     keys: Arc<TrustedKeys>,
     clock: Clock,
-    pub(crate) verified: Arc<VerifiedAssertions>,
+    pub(crate) verified: Arc<VerifiedTokens>,
 }
 
 /// The issuer whose key may assert any principal.
@@ -243,7 +243,7 @@ impl AssertionVerifier {
         Self {
             keys: Arc::new(keys),
             clock,
-            verified: Arc::new(VerifiedAssertions::new(capacity)),
+            verified: Arc::new(VerifiedTokens::new(capacity)),
         }
     }
 

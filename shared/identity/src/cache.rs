@@ -1,7 +1,8 @@
-//! Caches that take Ed25519 off the hot path of every call: the gateway
-//! reuses the assertion it signed for a principal while most of its lifetime
-//! remains ([`AssertionCache`]), and services remember the assertions they
-//! have already verified until they expire ([`VerifiedAssertions`]).
+//! Caches that take signature checks off the hot path of every call: the
+//! gateway reuses the assertion it signed for a principal while most of its
+//! lifetime remains ([`AssertionCache`]); services remember the assertions,
+//! and the gateway the bearer tokens, they have already verified until they
+//! expire ([`VerifiedTokens`]).
 //!
 //! Both are bounded, hold their lock only to look up or insert (never while
 //! signing or verifying), and read time from an injected [`Clock`].
@@ -155,28 +156,38 @@ struct Verified {
     expires: u64,
 }
 
-/// Assertions already verified by one [`crate::AssertionVerifier`], by their
-/// exact text. The text includes the signature, so a tampered or different
-/// assertion never matches an entry; an entry passes only while `exp` is in
-/// the future. The cache belongs to the verifier's (immutable) set of trusted
-/// keys: a verifier built with other keys starts with an empty cache, so an
-/// assertion verified with a key that is no longer trusted does not pass.
+/// Signed tokens already verified in full, by their exact text: the
+/// assertions one [`crate::AssertionVerifier`] checked, the bearer tokens the
+/// gateway checked. The text includes the signature, so a tampered or
+/// different token never matches an entry; an entry passes only while its
+/// `exp` is in the future. A cache belongs to one immutable set of keys: keys
+/// that change come with an empty cache, so a token verified with a key that
+/// is no longer trusted does not pass.
 #[derive(Debug)]
-pub(crate) struct VerifiedAssertions {
+pub struct VerifiedTokens {
     capacity: usize,
     entries: RwLock<HashMap<Box<str>, Verified>>,
 }
 
-impl VerifiedAssertions {
-    pub(crate) fn new(capacity: usize) -> Self {
+impl Default for VerifiedTokens {
+    /// At most 4,096 tokens.
+    fn default() -> Self {
+        Self::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl VerifiedTokens {
+    /// A cache of at most `capacity` tokens (at least one).
+    pub fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
             entries: RwLock::new(HashMap::new()),
         }
     }
 
-    /// The principal `token` asserts, if it was verified and is not expired at `now`.
-    pub(crate) fn get(&self, token: &str, now: u64) -> Option<Principal> {
+    /// The principal `token` proves, if it was verified and is not expired
+    /// at `now` (Unix seconds).
+    pub fn get(&self, token: &str, now: u64) -> Option<Principal> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         entries
             .get(token)
@@ -184,8 +195,9 @@ impl VerifiedAssertions {
             .map(|verified| verified.principal.clone())
     }
 
-    /// Remembers a token that was just verified in full.
-    pub(crate) fn insert(&self, token: &str, principal: Principal, expires: u64, now: u64) {
+    /// Remembers a token that was just verified in full, valid until
+    /// `expires` (Unix seconds, exclusive).
+    pub fn insert(&self, token: &str, principal: Principal, expires: u64, now: u64) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         insert_bounded(
             &mut entries,
@@ -196,9 +208,14 @@ impl VerifiedAssertions {
         );
     }
 
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
+    /// Tokens currently remembered.
+    pub fn len(&self) -> usize {
         self.entries.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// True when no token is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

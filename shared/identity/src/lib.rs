@@ -25,6 +25,6 @@ pub use assertion::{
     ASSERTION_HEADER, AssertionError, AssertionSigner, AssertionVerifier, KeyPair,
     ServiceCredentials, TrustedKeys,
 };
-pub use cache::AssertionCache;
+pub use cache::{AssertionCache, VerifiedTokens};
 pub use layer::{RequireAssertion, RequireAssertionLayer, is_public_path};
 pub use principal::{Principal, Role, principal};
