@@ -26,14 +26,14 @@ use dondoc_contracts::assignments::v1::statistics_service_client::StatisticsServ
 use dondoc_contracts::assignments::v1::task_service_client::TaskServiceClient;
 use dondoc_contracts::common::v1::{AuditStamp, Date, MonthlyRule, Recurrence, recurrence};
 use dondoc_contracts::directives::v1 as dpb;
-use dondoc_database::{PoolSettings, bootstrap, connect, migrate};
+use dondoc_database::{PoolSettings, migrate};
 use dondoc_events::Wake;
 use dondoc_events::consumer::Apply;
 use dondoc_identity::{AssertionSigner, AssertionVerifier, KeyPair, Principal, Role, TrustedKeys};
 use dondoc_server::{Actor, IdentityConfig, ServiceConfig};
-use dondoc_testing::{TEST_ROLE_PASSWORD, TestDatabase};
+use dondoc_testing::TestDatabase;
 use dondoc_time::Clock;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tonic::service::Interceptor;
@@ -56,31 +56,12 @@ fn at(date: NaiveDate) -> DateTime<Utc> {
 }
 
 async fn database() -> (TestDatabase, PgPool) {
-    let db = dondoc_testing::database("assignments_template", |admin| async move {
-        let mut conn = PgConnection::connect_with(&admin).await.unwrap();
-        bootstrap(&mut conn, &dondoc_assignments::schema(), TEST_ROLE_PASSWORD)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let pool = connect(
-            admin.username(ROLE).password(TEST_ROLE_PASSWORD),
-            &dondoc_assignments::schema(),
-            &PoolSettings::default(),
-        )
-        .await
-        .unwrap();
-        migrate(&pool, &storage_mod::MIGRATIONS).await.unwrap();
-        pool.close().await;
-    })
-    .await;
-    let pool = connect(
-        db.role_options(ROLE),
+    dondoc_testing::migrated(
+        "assignments_template",
         &dondoc_assignments::schema(),
-        &PoolSettings::default(),
+        &storage_mod::MIGRATIONS,
     )
     .await
-    .unwrap();
-    (db, pool)
 }
 
 /// The service on a port-0 listener with a manual clock.
@@ -1697,30 +1678,12 @@ async fn the_migration_fills_the_read_models_from_existing_tasks() {
         locking: true,
         no_tx: false,
     };
-    let db = dondoc_testing::database("assignments_before_0103", |admin| async move {
-        let mut conn = PgConnection::connect_with(&admin).await.unwrap();
-        bootstrap(&mut conn, &dondoc_assignments::schema(), TEST_ROLE_PASSWORD)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let pool = connect(
-            admin.username(ROLE).password(TEST_ROLE_PASSWORD),
-            &dondoc_assignments::schema(),
-            &PoolSettings::default(),
-        )
-        .await
-        .unwrap();
-        migrate(&pool, &before_read_models()).await.unwrap();
-        pool.close().await;
-    })
-    .await;
-    let pool = connect(
-        db.role_options(ROLE),
+    let (_db, pool) = dondoc_testing::migrated(
+        "assignments_before_0103",
         &dondoc_assignments::schema(),
-        &PoolSettings::default(),
+        &before_read_models(),
     )
-    .await
-    .unwrap();
+    .await;
     let mut conn = pool.acquire().await.unwrap();
     let who = actor(at(d(2024, 9, 2)));
     for task in [

@@ -14,17 +14,14 @@ use dondoc_contracts::directives::v1::agency_service_server::AgencyService;
 use dondoc_contracts::directives::v1::directive_event::Payload;
 use dondoc_contracts::directives::v1::directive_service_server::DirectiveService;
 use dondoc_contracts::directives::v1::*;
-use dondoc_database::{PoolSettings, bootstrap, connect, migrate};
 use dondoc_directives::State;
 use dondoc_directives::grpc::agencies::Agencies;
 use dondoc_directives::grpc::directives::Directives;
 use dondoc_events::{Cursor, FollowSettings, Wake};
 use dondoc_identity::{Principal, Role};
 use dondoc_server::streams::StreamContext;
-use dondoc_testing::TEST_ROLE_PASSWORD;
 use dondoc_time::Clock;
 use prost::Message;
-use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
@@ -40,33 +37,12 @@ struct Service {
 
 async fn service() -> Service {
     let schema = dondoc_directives::schema();
-    let db = dondoc_testing::database("directives_template", |admin| async move {
-        let schema = dondoc_directives::schema();
-        let mut conn = PgConnection::connect_with(&admin).await.unwrap();
-        bootstrap(&mut conn, &schema, TEST_ROLE_PASSWORD)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let pool = connect(
-            admin.username(&schema.role).password(TEST_ROLE_PASSWORD),
-            &schema,
-            &PoolSettings::default(),
-        )
-        .await
-        .unwrap();
-        migrate(&pool, &dondoc_directives::storage::MIGRATIONS)
-            .await
-            .unwrap();
-        pool.close().await;
-    })
-    .await;
-    let pool = connect(
-        db.role_options(&schema.role),
+    let (_db, pool) = dondoc_testing::migrated(
+        "directives_template",
         &schema,
-        &PoolSettings::default(),
+        &dondoc_directives::storage::MIGRATIONS,
     )
-    .await
-    .unwrap();
+    .await;
     dondoc_directives::storage::make_consistent(&pool)
         .await
         .unwrap();

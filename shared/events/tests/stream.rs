@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use dondoc_database::{PoolSettings, ServiceSchema, bootstrap, connect, migrate};
+use dondoc_database::ServiceSchema;
 use dondoc_events::consumer::{self, Apply};
 use dondoc_events::outbox;
 use dondoc_events::{Cursor, FollowSettings, Followed, Wake, follow};
-use dondoc_testing::{TEST_ROLE_PASSWORD, TestDatabase};
+use dondoc_testing::TestDatabase;
 use futures::StreamExt;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 static NO_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate::Migrator::DEFAULT;
@@ -18,33 +18,7 @@ fn schema() -> ServiceSchema {
 }
 
 async fn database() -> (TestDatabase, PgPool) {
-    let db = dondoc_testing::database("events_template", |admin| async move {
-        let mut conn = PgConnection::connect_with(&admin).await.unwrap();
-        bootstrap(&mut conn, &schema(), TEST_ROLE_PASSWORD)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let pool = connect(
-            admin
-                .username("dondoc_eventtest")
-                .password(TEST_ROLE_PASSWORD),
-            &schema(),
-            &PoolSettings::default(),
-        )
-        .await
-        .unwrap();
-        migrate(&pool, &NO_MIGRATIONS).await.unwrap();
-        pool.close().await;
-    })
-    .await;
-    let pool = connect(
-        db.role_options("dondoc_eventtest"),
-        &schema(),
-        &PoolSettings::default(),
-    )
-    .await
-    .unwrap();
-    (db, pool)
+    dondoc_testing::migrated("events_template", &schema(), &NO_MIGRATIONS).await
 }
 
 async fn append(pool: &PgPool, kind: &str) {

@@ -15,8 +15,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{LazyLock, OnceLock};
 
 use dondoc_database::embedded::{ClusterOptions, EmbeddedCluster};
+use dondoc_database::{PoolSettings, ServiceSchema};
+use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, PgConnection, PgPool};
 
 /// The password every service role gets in tests.
 pub const TEST_ROLE_PASSWORD: &str = "dondoc-test-password";
@@ -116,4 +118,41 @@ where
         .expect("clone the template database");
     admin.close().await.ok();
     TestDatabase { name }
+}
+
+/// A fresh database, cloned from `template` (prepared once per test binary),
+/// in which `schema`'s role and schema are bootstrapped and `migrations`
+/// applied as that role; and a pool on it as that role, as the service's
+/// storage has in production.
+pub async fn migrated(
+    template: &'static str,
+    schema: &ServiceSchema,
+    migrations: &Migrator,
+) -> (TestDatabase, PgPool) {
+    let db = database(template, |admin| async move {
+        let mut conn = PgConnection::connect_with(&admin)
+            .await
+            .expect("connect to the template database");
+        dondoc_database::bootstrap(&mut conn, schema, TEST_ROLE_PASSWORD)
+            .await
+            .expect("bootstrap the service's role and schema");
+        conn.close().await.ok();
+        let options = admin.username(&schema.role).password(TEST_ROLE_PASSWORD);
+        let pool = dondoc_database::connect(options, schema, &PoolSettings::default())
+            .await
+            .expect("connect to the template as the service's role");
+        dondoc_database::migrate(&pool, migrations)
+            .await
+            .expect("migrate the template database");
+        pool.close().await;
+    })
+    .await;
+    let pool = dondoc_database::connect(
+        db.role_options(&schema.role),
+        schema,
+        &PoolSettings::default(),
+    )
+    .await
+    .expect("connect as the service's role");
+    (db, pool)
 }
