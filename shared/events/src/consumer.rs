@@ -288,39 +288,12 @@ async fn apply_in_transaction<E, A: Apply<E>>(
     Ok(position)
 }
 
-/// Follows `source` until `shutdown`: connects from the stored cursor,
-/// applies each event, reconnects after any failure with a growing pause.
-/// Publishes the stored cursor on `progress`.
-pub async fn run<E, A, S, C, Fut>(
-    pool: PgPool,
-    source: &'static str,
-    connect: C,
-    applier: A,
-    progress: watch::Sender<Cursor>,
-    shutdown: CancellationToken,
-) where
-    E: Clone,
-    A: Apply<E>,
-    C: Fn(Cursor) -> Fut,
-    Fut: Future<Output = Result<S, tonic::Status>>,
-    S: Stream<Item = Result<Followed<E>, tonic::Status>> + Unpin,
-{
-    let status = ConsumerStatus::new(source);
-    run_observed(
-        pool,
-        connect,
-        applier,
-        progress,
-        status,
-        Duration::ZERO,
-        shutdown,
-    )
-    .await;
-}
-
-/// [`run`], reporting connection state and lag on `status`, and letting
-/// the first event of a batch wait up to `linger` for more to apply in the
-/// same transaction (zero: apply only what has already arrived).
+/// Follows the source of `status` until `shutdown`: connects from the
+/// stored cursor, applies the events in batches (the first event of a batch
+/// waits up to `linger` for more to apply in the same transaction; zero:
+/// only what has already arrived), reconnects after any failure with a
+/// growing pause. Publishes the stored cursor on `progress` and reports
+/// connection state and lag on `status`.
 pub async fn run_observed<E, A, S, C, Fut>(
     pool: PgPool,
     connect: C,

@@ -291,3 +291,80 @@ async fn a_failing_event_keeps_the_events_before_it_and_stops_the_cursor() {
     assert_eq!(recorded(&pool).await.len(), 2);
     assert_eq!(stored(&pool).await, at(2));
 }
+
+#[tokio::test]
+async fn the_consumer_keeps_what_arrived_before_a_failure_and_resumes_from_its_cursor() {
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+
+    type Upstream =
+        Pin<Box<dyn futures::Stream<Item = Result<Followed<String>, tonic::Status>> + Send>>;
+
+    let (_db, pool) = database().await;
+    let (a, b, c) = (
+        Cursor { tx: 7, id: 1 },
+        Cursor { tx: 7, id: 2 },
+        Cursor { tx: 8, id: 1 },
+    );
+    // The upstream as the consumer sees it: first two events and a failure
+    // (a restarted producer), then, from the cursor asked for, a redelivery
+    // of the second, a third and a checkpoint, and nothing more.
+    let asked: Arc<Mutex<Vec<Cursor>>> = Arc::default();
+    let connect = {
+        let asked = asked.clone();
+        move |from: Cursor| {
+            let first = {
+                let mut asked = asked.lock().unwrap();
+                asked.push(from);
+                asked.len() == 1
+            };
+            let items = if first {
+                vec![
+                    Ok(Followed::Item(a, "a".to_string())),
+                    Ok(Followed::Item(b, "b".to_string())),
+                    Err(tonic::Status::unavailable("the producer restarted")),
+                ]
+            } else {
+                vec![
+                    Ok(Followed::Item(b, "b".to_string())),
+                    Ok(Followed::Item(c, "c".to_string())),
+                    Ok(Followed::Checkpoint(c)),
+                ]
+            };
+            let upstream: Upstream =
+                Box::pin(futures::stream::iter(items).chain(futures::stream::pending()));
+            async move { Ok::<_, tonic::Status>(upstream) }
+        }
+    };
+    let (progress, mut watched) = tokio::sync::watch::channel(Cursor::START);
+    let status = consumer::ConsumerStatus::new("upstream");
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(consumer::run_observed(
+        pool.clone(),
+        connect,
+        Recorder::default(),
+        progress,
+        status.clone(),
+        Duration::from_millis(10),
+        shutdown.clone(),
+    ));
+
+    tokio::time::timeout(Duration::from_secs(10), watched.wait_for(|at| *at == c))
+        .await
+        .expect("the consumer reaches the checkpoint")
+        .unwrap();
+    assert_eq!(
+        *asked.lock().unwrap(),
+        [Cursor::START, b],
+        "reconnected from the cursor stored with what it had applied"
+    );
+    let kinds: Vec<String> = recorded(&pool).await.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["a", "b", "c"], "each event once");
+    assert_eq!(stored(&pool).await, c);
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("the consumer stops on shutdown")
+        .unwrap();
+}
