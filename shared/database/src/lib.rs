@@ -165,9 +165,27 @@ pub async fn connect(
     Ok(PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
+        // sqlx pings every connection it hands out: a round trip before
+        // each call's first statement. A connection back from a call within
+        // the last second is taken as alive instead (sqlx also checks each
+        // one as it comes back); one idle for longer is checked, since the
+        // server may have restarted or a firewall cut it meanwhile.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= CHECK_AFTER_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await?)
 }
+
+/// How long a pooled connection may sit idle and still be handed out
+/// without a check.
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// The shared migrations followed by a service's own (versions from 100).
 pub fn migrator(service_migrations: &Migrator) -> Migrator {
@@ -205,11 +223,22 @@ pub fn generate_password() -> String {
 /// Maps a storage failure to the service error: a pool timeout or a lost
 /// connection is UNAVAILABLE (retry), anything else INTERNAL.
 pub fn storage_error(error: sqlx::Error) -> dondoc_errors::Error {
+    if is_unavailable(&error) {
+        return dondoc_errors::Error::Unavailable("the database is unavailable".into());
+    }
+    dondoc_errors::Error::internal(error)
+}
+
+/// True when the database cannot be reached or is going away: no
+/// connection in time, a broken connection, or the server shutting down or
+/// starting (SQLSTATE class 08, and 57P01–57P03). A retry may succeed.
+fn is_unavailable(error: &sqlx::Error) -> bool {
     match error {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            dondoc_errors::Error::Unavailable("the database is unavailable".into())
-        }
-        other => dondoc_errors::Error::internal(other),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
     }
 }
 
