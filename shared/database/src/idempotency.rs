@@ -16,36 +16,52 @@ pub struct RequestKey<'a> {
     pub request_id: &'a str,
 }
 
-/// Locks the key for this transaction and returns the stored answer, if any.
-/// A concurrent duplicate waits here until the first one commits or aborts.
+/// Claims the key for this transaction, or returns the answer stored by the
+/// transaction that claimed it first. A concurrent duplicate waits here
+/// until the first one commits (then gets its answer) or aborts (then
+/// claims the key itself).
+///
+/// The claim is the key's row, inserted without an answer: its primary key
+/// is the lock, and a first request costs one statement.
 pub async fn recall(
     tx: &mut PgConnection,
     key: &RequestKey<'_>,
 ) -> Result<Option<Vec<u8>>, sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2 || '/' || $3, 0))")
-        .bind(key.method)
-        .bind(key.principal)
-        .bind(key.request_id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query_scalar(
+    let claimed = sqlx::query(
+        "INSERT INTO idempotency_keys (method, principal, request_id) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(key.method)
+    .bind(key.principal)
+    .bind(key.request_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if claimed {
+        return Ok(None);
+    }
+    // Committed by another transaction, which stored its answer with it.
+    let stored: Option<Option<Vec<u8>>> = sqlx::query_scalar(
         "SELECT response FROM idempotency_keys WHERE method = $1 AND principal = $2 AND request_id = $3",
     )
     .bind(key.method)
     .bind(key.principal)
     .bind(key.request_id)
     .fetch_optional(&mut *tx)
-    .await
+    .await?;
+    Ok(stored.flatten())
 }
 
-/// Stores the answer to a request in the transaction that made its effects.
+/// Stores the answer to a request, claimed by [`recall`] in the same
+/// transaction, with its effects.
 pub async fn remember(
     tx: &mut PgConnection,
     key: &RequestKey<'_>,
     response: &[u8],
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO idempotency_keys (method, principal, request_id, response) VALUES ($1, $2, $3, $4)",
+        "UPDATE idempotency_keys SET response = $4 WHERE method = $1 AND principal = $2 AND request_id = $3",
     )
     .bind(key.method)
     .bind(key.principal)

@@ -88,6 +88,10 @@ const COLUMNS: &str = "id, title, description, directive_id, directive_item_id, 
     recurrence_parent, priority, key_task, stage, completion_date, percent_complete, extension_count, \
     deadline_version, version, created_by, created_agency, created_at, updated_by, updated_agency, updated_at";
 
+/// The columns of a history entry, in the order both writers bind them.
+const HISTORY_COLUMNS: &str =
+    "task_id, action, from_stage, to_stage, due_date, reason, actor, agency, at";
+
 /// A task to create.
 #[derive(Debug, Clone)]
 pub struct NewTask {
@@ -128,12 +132,17 @@ pub async fn insert(
     task: &NewTask,
     actor: &Actor,
 ) -> Result<Option<TaskRecord>, Error> {
-    let record = sqlx::query_as::<_, TaskRecord>(&format!(
-        "INSERT INTO tasks (title, description, directive_id, directive_item_id, directive_number, reference, \
+    // The task and its first history entry in one statement: one round
+    // trip where two would be.
+    sqlx::query_as::<_, TaskRecord>(&format!(
+        "WITH task AS (INSERT INTO tasks (title, description, directive_id, directive_item_id, directive_number, reference, \
          lead_agencies, coordinating_agencies, assigner, assign_date, due_date, original_due_date, recurrence, \
          priority, key_task, created_by, created_agency, created_at, updated_by, updated_agency, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14, $15, $16, $17, $15, $16, $17) \
-         ON CONFLICT (directive_item_id) DO NOTHING RETURNING {COLUMNS}"
+         ON CONFLICT (directive_item_id) DO NOTHING RETURNING {COLUMNS}), \
+         history AS (INSERT INTO task_history ({HISTORY_COLUMNS}) \
+         SELECT id, 'ASSIGNED', NULL, $18, due_date, '', $15, $16, $17 FROM task) \
+         SELECT {COLUMNS} FROM task"
     ))
     .bind(&task.title)
     .bind(&task.description)
@@ -152,23 +161,10 @@ pub async fn insert(
     .bind(&actor.subject)
     .bind(&actor.agency)
     .bind(actor.at)
+    .bind(Stage::Assigned.as_str())
     .fetch_optional(&mut *conn)
     .await
-    .map_err(storage_error)?;
-    if let Some(record) = &record {
-        record_history(
-            conn,
-            record.id,
-            "ASSIGNED",
-            None,
-            Stage::Assigned,
-            record.due_date,
-            "",
-            actor,
-        )
-        .await?;
-    }
-    Ok(record)
+    .map_err(storage_error)
 }
 
 /// Appends a history entry.
@@ -183,10 +179,9 @@ pub async fn record_history(
     reason: &str,
     actor: &Actor,
 ) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO task_history (task_id, action, from_stage, to_stage, due_date, reason, actor, agency, at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
+    sqlx::query(&format!(
+        "INSERT INTO task_history ({HISTORY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    ))
     .bind(task_id)
     .bind(action)
     .bind(from.map(Stage::as_str))
