@@ -585,29 +585,40 @@ async fn a_receiver_down_for_a_while_gets_everything_and_one_never_back_dead_let
             .deliveries
         }
     };
+    // Both receivers' deliveries: the clock moves on only once each of the
+    // six has made its attempt, so that both schedules stay in step (a
+    // delivery attempted after a later move would be due later).
+    let both = |labour: &mut Clients, finance: &mut Clients| {
+        let labour = pending(labour, back_sub.name.clone());
+        let finance = pending(finance, never_sub.name.clone());
+        async move {
+            let (mut labour, finance) = tokio::join!(labour, finance);
+            let complete = labour.len() == 3 && finance.len() == 3;
+            labour.extend(finance);
+            complete.then_some(labour)
+        }
+    };
     let _ = eventually(Duration::from_secs(10), || {
-        let f = pending(&mut labour_c, back_sub.name.clone());
-        async move { f.await.iter().all(|d| d.attempts >= 1).then_some(()) }
+        let f = both(&mut labour_c, &mut finance);
+        async move { f.await?.iter().all(|d| d.attempts >= 1).then_some(()) }
     })
     .await;
     // The first attempts failed; the clock moves through 5 s, 5 min, 30 min.
     for step in [5, 300, 1800] {
         let made = eventually(Duration::from_secs(10), || {
-            let f = pending(&mut labour_c, back_sub.name.clone());
+            let f = both(&mut labour_c, &mut finance);
             async move {
-                let d = f.await;
-                (d.len() == 3
-                    && d.iter().all(|d| {
-                        d.state == DeliveryState::Pending as i32 && !d.last_result.is_empty()
-                    }))
-                .then(|| d.iter().map(|d| d.attempts).min().unwrap())
+                let d = f.await?;
+                d.iter()
+                    .all(|d| d.state == DeliveryState::Pending as i32 && !d.last_result.is_empty())
+                    .then(|| d.iter().map(|d| d.attempts).min().unwrap())
             }
         })
         .await;
         t.clock.advance(chrono::Duration::seconds(step));
         eventually(Duration::from_secs(10), || {
-            let f = pending(&mut labour_c, back_sub.name.clone());
-            async move { f.await.iter().all(|d| d.attempts > made).then_some(()) }
+            let f = both(&mut labour_c, &mut finance);
+            async move { f.await?.iter().all(|d| d.attempts > made).then_some(()) }
         })
         .await;
     }
