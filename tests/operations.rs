@@ -298,5 +298,52 @@ async fn each_service_serves_metrics_and_readiness() {
         assert_eq!(admin_get(addr, "/healthz").await.0, 200);
         assert_eq!(admin_get(addr, "/readyz").await.0, 200);
     }
+
+    // The directives service loses its database: its role may no longer
+    // connect to this database, and its connections are ended. It turns
+    // unready (still live); the other services, whose database access is
+    // untouched, stay ready. The database back, it is ready again.
+    let mut pg = sqlx::PgConnection::connect_with(&t.db.admin_options())
+        .await
+        .unwrap();
+    let grants = |sql: &'static str| format!("{sql} ON DATABASE \"{}\"", t.db.name);
+    for statement in [
+        format!("{} FROM PUBLIC", grants("REVOKE CONNECT")),
+        format!(
+            "{} TO dondoc_assignments, dondoc_notifications",
+            grants("GRANT CONNECT")
+        ),
+    ] {
+        sqlx::query(&statement).execute(&mut pg).await.unwrap();
+    }
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
+         WHERE datname = current_database() AND usename = 'dondoc_directives'",
+    )
+    .execute(&mut pg)
+    .await
+    .unwrap();
+    let readyz = |addr: SocketAddr| async move { admin_get(addr, "/readyz").await };
+    let (_, reason) = eventually(Duration::from_secs(15), || async move {
+        let (status, body) = readyz(directives).await;
+        (status == 503).then_some(((), body))
+    })
+    .await;
+    assert!(reason.contains("database unreachable"), "{reason}");
+    assert_eq!(admin_get(directives, "/healthz").await.0, 200, "still live");
+    let (_, body) = admin_get(directives, "/metrics").await;
+    assert_eq!(metric(&body, "dondoc_ready"), Some(0.0));
+    for addr in [admin.assignments.unwrap(), admin.notifications.unwrap()] {
+        assert_eq!(readyz(addr).await.0, 200);
+    }
+    sqlx::query(&format!("{} TO PUBLIC", grants("GRANT CONNECT")))
+        .execute(&mut pg)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(15), || async move {
+        (readyz(directives).await.0 == 200).then_some(())
+    })
+    .await;
+    pg.close().await.unwrap();
     t.suite.stop().await.unwrap();
 }
