@@ -162,23 +162,4 @@ impl Interceptor for Bearer {
     }
 }
 
-/// Polls `check` until it returns `Some`, for at most `limit` of real time:
-/// for work another service does asynchronously (never for a deadline,
-/// which tests reach by moving the clock).
-pub async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = tokio::time::Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "condition not reached within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+pub use dondoc_testing::eventually;

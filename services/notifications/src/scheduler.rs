@@ -216,21 +216,17 @@ impl Scheduler {
         let now = self.clock.now();
         // The digest first: on a Monday morning it reads before the day's reminders.
         let digests = if self.settings.weekly_digest {
-            self.plan_digests_at(now).await?;
-            self.tick_digests_at(now).await?
+            self.plan_digests(now).await?;
+            self.tick_digests(now).await?
         } else {
             0
         };
-        let reminders = self.tick_reminders_at(now).await?;
+        let reminders = self.tick_reminders(now).await?;
         Ok(reminders + digests)
     }
 
-    /// Plans next week's digest of every agency with open tasks.
-    pub async fn plan_digests(&self) -> Result<u64, Error> {
-        self.plan_digests_at(self.clock.now()).await
-    }
-
-    async fn plan_digests_at(&self, now: DateTime<Utc>) -> Result<u64, Error> {
+    /// Plans the digest of the week after `now` of every agency with open tasks.
+    pub async fn plan_digests(&self, now: DateTime<Utc>) -> Result<u64, Error> {
         let storage = dondoc_database::storage_error;
         let (week, fire_at) = digest::upcoming(&self.policy.calendar, self.policy.send_at, now);
         let mut conn = self.pool.acquire().await.map_err(storage)?;
@@ -238,12 +234,9 @@ impl Scheduler {
         digests::plan(&mut conn, &agencies, week, fire_at).await
     }
 
-    /// Claims and writes due weekly digests; returns how many were claimed.
-    pub async fn tick_digests(&self) -> Result<usize, Error> {
-        self.tick_digests_at(self.clock.now()).await
-    }
-
-    async fn tick_digests_at(&self, now: DateTime<Utc>) -> Result<usize, Error> {
+    /// Claims and writes the weekly digests due at `now`; returns how many
+    /// were claimed.
+    pub async fn tick_digests(&self, now: DateTime<Utc>) -> Result<usize, Error> {
         let claimed =
             digests::claim(&self.pool, now, self.settings.batch, self.settings.lease).await?;
         let count = claimed.len();
@@ -315,12 +308,9 @@ impl Scheduler {
         tx.commit().await.map_err(storage)
     }
 
-    /// Claims and handles one batch of due reminders; returns how many were claimed.
-    pub async fn tick_reminders(&self) -> Result<usize, Error> {
-        self.tick_reminders_at(self.clock.now()).await
-    }
-
-    async fn tick_reminders_at(&self, now: DateTime<Utc>) -> Result<usize, Error> {
+    /// Claims and handles one batch of the reminders due at `now`; returns
+    /// how many were claimed.
+    pub async fn tick_reminders(&self, now: DateTime<Utc>) -> Result<usize, Error> {
         let claimed =
             jobs::claim(&self.pool, now, self.settings.batch, self.settings.lease).await?;
         let count = claimed.len();

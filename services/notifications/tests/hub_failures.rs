@@ -51,27 +51,9 @@ async fn a_failed_read_of_the_hub_is_retried_from_the_same_position() {
         .await
         .unwrap();
     wake.wake();
-    let role = dondoc_notifications::schema().role;
-    let started = std::time::Instant::now();
-    let reader: i32 = loop {
-        let waiting: Option<i32> = sqlx::query_scalar(
-            "SELECT pid FROM pg_stat_activity \
-             WHERE datname = current_database() AND usename = $1 \
-             AND wait_event_type = 'Lock' AND query LIKE '%FROM notifications%'",
-        )
-        .bind(&role)
-        .fetch_optional(&mut admin)
-        .await
-        .unwrap();
-        if let Some(pid) = waiting {
-            break pid;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the hub's read never waited on the lock"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    // The only session of this database that can wait on a lock now is
+    // the hub's read.
+    let reader = dondoc_testing::lock_waiter(&pool).await;
     let cancelled: bool = sqlx::query_scalar("SELECT pg_cancel_backend($1)")
         .bind(reader)
         .fetch_one(&mut admin)

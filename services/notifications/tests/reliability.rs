@@ -186,10 +186,10 @@ async fn two_workers_claiming_at_once_never_handle_the_same_job() {
         .unwrap();
 
     // Two workers drain everything concurrently (including the rescued ones).
-    let run = |s: Scheduler| async move {
+    let run = |s: Scheduler, clock: Clock| async move {
         let mut handled = 0;
         loop {
-            let n = s.tick_reminders().await.unwrap();
+            let n = s.tick_reminders(clock.now()).await.unwrap();
             if n == 0 {
                 return handled;
             }
@@ -198,7 +198,10 @@ async fn two_workers_claiming_at_once_never_handle_the_same_job() {
     };
     let a = scheduler(&pool, &clock, Duration::from_secs(60));
     let b = scheduler(&pool, &clock, Duration::from_secs(60));
-    let (ha, hb) = tokio::join!(tokio::spawn(run(a)), tokio::spawn(run(b)));
+    let (ha, hb) = tokio::join!(
+        tokio::spawn(run(a, clock.clone())),
+        tokio::spawn(run(b, clock.clone()))
+    );
     assert_eq!(ha.unwrap() + hb.unwrap(), 300, "every job claimed once");
     assert_eq!(
         count(
@@ -531,11 +534,18 @@ async fn a_weekly_digest_goes_out_once_per_agency_and_week() {
     tasks_with_due_jobs(&pool, 3).await;
     let mut s = scheduler(&pool, &clock, Duration::from_secs(60));
     s.settings.weekly_digest = true;
-    s.plan_digests().await.unwrap();
-    assert_eq!(s.tick_digests().await.unwrap(), 0, "not before Monday");
+    s.plan_digests(clock.now()).await.unwrap();
+    assert_eq!(
+        s.tick_digests(clock.now()).await.unwrap(),
+        0,
+        "not before Monday"
+    );
     clock.set(at8(2024, 9, 23));
     let replica = s.clone();
-    let (a, b) = tokio::join!(s.tick_digests(), replica.tick_digests());
+    let (a, b) = tokio::join!(
+        s.tick_digests(clock.now()),
+        replica.tick_digests(clock.now())
+    );
     assert_eq!(a.unwrap() + b.unwrap(), 1);
     let digests: Vec<(String, String)> =
         sqlx::query_as("SELECT recipient, body FROM notifications WHERE kind = 'WEEKLY_DIGEST'")
@@ -551,8 +561,12 @@ async fn a_weekly_digest_goes_out_once_per_agency_and_week() {
         "{}",
         digests[0].1
     );
-    s.plan_digests().await.unwrap();
-    assert_eq!(s.tick_digests().await.unwrap(), 0, "once per week");
+    s.plan_digests(clock.now()).await.unwrap();
+    assert_eq!(
+        s.tick_digests(clock.now()).await.unwrap(),
+        0,
+        "once per week"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,13 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
-
 use dondoc_database::ServiceSchema;
 use dondoc_database::idempotency::{RequestKey, recall, remember};
 use sqlx::PgPool;
-
-static NO_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate::Migrator::DEFAULT;
 
 const KEY: RequestKey<'static> = RequestKey {
     method: "/dondoc.assignments.v1.TaskService/CreateTask",
@@ -19,9 +15,13 @@ const KEY: RequestKey<'static> = RequestKey {
 
 async fn pool() -> PgPool {
     let schema = ServiceSchema::for_service("idemtest");
-    dondoc_testing::migrated("idempotency_template", &schema, &NO_MIGRATIONS)
-        .await
-        .1
+    dondoc_testing::migrated(
+        "idempotency_template",
+        &schema,
+        &dondoc_testing::NO_MIGRATIONS,
+    )
+    .await
+    .1
 }
 
 /// Starts a duplicate of `KEY` in its own transaction; it answers what
@@ -39,35 +39,13 @@ fn duplicate(pool: &PgPool, answer: &'static [u8]) -> tokio::task::JoinHandle<Op
     })
 }
 
-/// Waits until a session of this database waits on a lock.
-async fn someone_waits(pool: &PgPool) {
-    let started = Instant::now();
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the duplicate never waited for the first request"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_duplicate_in_flight_waits_for_the_first_and_gets_its_answer() {
     let pool = pool().await;
     let mut first = pool.begin().await.unwrap();
     assert_eq!(recall(&mut first, &KEY).await.unwrap(), None, "a new key");
     let second = duplicate(&pool, b"second");
-    someone_waits(&pool).await;
+    dondoc_testing::lock_waiter(&pool).await;
     remember(&mut first, &KEY, b"first").await.unwrap();
     first.commit().await.unwrap();
     assert_eq!(second.await.unwrap().as_deref(), Some(&b"first"[..]));
@@ -85,7 +63,7 @@ async fn a_duplicate_of_a_request_that_failed_takes_the_key_over() {
     let mut first = pool.begin().await.unwrap();
     assert_eq!(recall(&mut first, &KEY).await.unwrap(), None);
     let second = duplicate(&pool, b"second");
-    someone_waits(&pool).await;
+    dondoc_testing::lock_waiter(&pool).await;
     // The first request fails: its effects and its claim roll back.
     first.rollback().await.unwrap();
     assert_eq!(second.await.unwrap(), None, "the duplicate runs as new");

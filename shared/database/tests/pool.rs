@@ -8,12 +8,11 @@ use std::time::Duration;
 use dondoc_database::{ServiceSchema, storage_error};
 use sqlx::Connection;
 
-static NO_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate::Migrator::DEFAULT;
-
 #[tokio::test]
 async fn a_connection_the_server_ended_is_unavailable_once_then_replaced() {
     let schema = ServiceSchema::for_service("pooltest");
-    let (db, pool) = dondoc_testing::migrated("pool_template", &schema, &NO_MIGRATIONS).await;
+    let (db, pool) =
+        dondoc_testing::migrated("pool_template", &schema, &dondoc_testing::NO_MIGRATIONS).await;
     let mut conn = pool.acquire().await.unwrap();
     let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
         .fetch_one(&mut *conn)
@@ -47,21 +46,12 @@ async fn a_connection_the_server_ended_is_unavailable_once_then_replaced() {
     drop(conn);
 
     // The pool checks what comes back and opens a new connection.
-    let started = std::time::Instant::now();
-    let fresh: i32 = loop {
-        match sqlx::query_scalar("SELECT pg_backend_pid()")
+    let fresh: i32 = dondoc_testing::eventually(Duration::from_secs(5), || async {
+        sqlx::query_scalar("SELECT pg_backend_pid()")
             .fetch_one(&pool)
             .await
-        {
-            Ok(fresh) => break fresh,
-            Err(error) => {
-                assert!(
-                    started.elapsed() < Duration::from_secs(5),
-                    "the pool still hands out the ended connection: {error}"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
+            .ok()
+    })
+    .await;
     assert_ne!(fresh, pid);
 }

@@ -11,14 +11,12 @@ use futures::StreamExt;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
-static NO_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate::Migrator::DEFAULT;
-
 fn schema() -> ServiceSchema {
     ServiceSchema::for_service("eventtest")
 }
 
 async fn database() -> (TestDatabase, PgPool) {
-    dondoc_testing::migrated("events_template", &schema(), &NO_MIGRATIONS).await
+    dondoc_testing::migrated("events_template", &schema(), &dondoc_testing::NO_MIGRATIONS).await
 }
 
 async fn append(pool: &PgPool, kind: &str) {

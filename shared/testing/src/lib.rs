@@ -13,6 +13,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{LazyLock, OnceLock};
+use std::time::Duration;
 
 use dondoc_database::embedded::{ClusterOptions, EmbeddedCluster};
 use dondoc_database::{PoolSettings, ServiceSchema};
@@ -120,6 +121,10 @@ where
     TestDatabase { name }
 }
 
+/// No migrations of a service's own: with [`migrated`], a schema with only
+/// the shared tables (outbox, cursors, idempotency keys).
+pub static NO_MIGRATIONS: Migrator = Migrator::DEFAULT;
+
 /// A fresh database, cloned from `template` (prepared once per test binary),
 /// in which `schema`'s role and schema are bootstrapped and `migrations`
 /// applied as that role; and a pool on it as that role, as the service's
@@ -155,4 +160,41 @@ pub async fn migrated(
     .await
     .expect("connect as the service's role");
     (db, pool)
+}
+
+/// Polls `check` until it returns `Some`, for at most `limit` of real time:
+/// for work another task or service does asynchronously (never for a
+/// deadline, which tests reach by moving the clock).
+pub async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = tokio::time::Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "condition not reached within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The process id of a session of `pool`'s database that waits on a lock,
+/// once there is one (at most 10 s): how a test knows that a statement it
+/// set up to block is blocked.
+pub async fn lock_waiter(pool: &PgPool) -> i32 {
+    eventually(Duration::from_secs(10), || async {
+        sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock' LIMIT 1",
+        )
+        .fetch_optional(pool)
+        .await
+        .expect("read pg_stat_activity")
+    })
+    .await
 }
