@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
+use dondoc_assignments::storage::statistics;
 use dondoc_contracts::assignments::v1 as apb;
 use dondoc_contracts::common::v1::Date;
 use dondoc_contracts::directives::v1 as dpb;
@@ -328,7 +329,12 @@ async fn wal_syncs(admin: &mut PgConnection) -> anyhow::Result<i64> {
 }
 
 /// Generates `tasks` tasks over 500 agencies and 20,000 directives straight
-/// into the assignments schema, then ANALYZE.
+/// into the assignments schema, then ANALYZE. Every field is drawn from its
+/// own hash of the row number, so agencies, due dates and stages combine
+/// as in real data (as many distinct counter rows); assign dates span the
+/// 700 days up to today and due dates up to 180 days after them, so today
+/// falls inside the data: open tasks long overdue, overdue, nearly overdue
+/// and due months ahead, as on a real dashboard.
 async fn generate_tasks(cluster: &Cluster, tasks: u64) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let mut admin = cluster.connect().await?;
@@ -336,16 +342,22 @@ async fn generate_tasks(cluster: &Cluster, tasks: u64) -> anyhow::Result<Duratio
         "INSERT INTO assignments.tasks (title, directive_id, directive_number, reference, lead_agencies, \
            coordinating_agencies, assigner, assign_date, due_date, original_due_date, priority, key_task, stage, \
            completion_date, created_by, created_agency, created_at, updated_by, updated_agency, updated_at) \
-         SELECT 'Nhiệm vụ số ' || g, 1 + g % 20000, (1 + g % 20000) || '/TB-UBND', 'II.' || (g % 9), \
-           ARRAY['ag-' || (g % 500)], \
-           CASE WHEN g % 3 = 0 THEN ARRAY['ag-' || ((g * 7 + 3) % 500)] ELSE '{}'::text[] END, \
-           'vp-ubnd', d.assign, d.due, d.due, 'NORMAL', g % 50 = 0, s.stage, \
-           CASE WHEN s.stage = 'COMPLETED' THEN d.assign + (g % 120)::int END, \
+         SELECT 'Nhiệm vụ số ' || g, h.directive, h.directive || '/TB-UBND', 'II.' || (g % 9), \
+           ARRAY['ag-' || h.lead], \
+           CASE WHEN h.other % 3 = 0 THEN ARRAY['ag-' || ((h.lead + 1 + h.other % 499) % 500)] ELSE '{}'::text[] END, \
+           'vp-ubnd', d.assign, d.due, d.due, 'NORMAL', h.other % 50 = 7, s.stage, \
+           CASE WHEN s.stage = 'COMPLETED' THEN LEAST(current_date, d.assign + (h.took % 120)::int) END, \
            'users/gen', 'vp-ubnd', now(), 'users/gen', 'vp-ubnd', now() \
          FROM generate_series(1, $1::bigint) AS g \
-         CROSS JOIN LATERAL (SELECT DATE '2024-01-01' + (g % 700)::int AS assign, \
-           CASE WHEN g % 10 = 0 THEN NULL ELSE DATE '2024-01-01' + (g % 700)::int + (g % 180)::int END AS due) AS d \
-         CROSS JOIN LATERAL (SELECT (ARRAY['ASSIGNED','IN_PROGRESS','SUBMITTED','COMPLETED','COMPLETED','COMPLETED','WITHDRAWN'])[1 + (g % 7)::int] AS stage) AS s",
+         CROSS JOIN LATERAL (SELECT abs(hashint8(g)) % 500 AS lead, \
+           1 + abs(hashint8(g + 10000000)) % 20000 AS directive, \
+           abs(hashint8(g + 20000000)) % 700 AS assigned, abs(hashint8(g + 30000000)) % 180 AS lasts, \
+           abs(hashint8(g + 40000000)) % 70 AS kind, abs(hashint8(g + 50000000)) AS other, \
+           abs(hashint8(g + 60000000)) AS took) AS h \
+         CROSS JOIN LATERAL (SELECT current_date - 700 + h.assigned::int AS assign, \
+           CASE WHEN h.kind % 10 = 0 THEN NULL ELSE current_date - 700 + h.assigned::int + h.lasts::int END AS due) AS d \
+         CROSS JOIN LATERAL (SELECT (ARRAY['ASSIGNED','IN_PROGRESS','SUBMITTED','COMPLETED','COMPLETED','COMPLETED','WITHDRAWN'])\
+           [1 + (h.kind % 7)::int] AS stage) AS s",
     )
     .bind(tasks as i64)
     .execute(&mut admin)
@@ -373,6 +385,49 @@ async fn plan(cluster: &Cluster, sql: &str) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
+/// What autovacuum does within minutes of a million inserted tasks (or a
+/// roll that moved most day rows), done at once so that it does not run
+/// during the measurements.
+async fn vacuum_tasks(admin: &mut PgConnection) -> anyhow::Result<()> {
+    let started = Instant::now();
+    sqlx::query(
+        "VACUUM (ANALYZE) assignments.tasks, assignments.task_agencies, \
+         assignments.task_tally_totals, assignments.task_tally_days",
+    )
+    .execute(admin)
+    .await?;
+    println!("  vacuumed in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Runs a statistics statement `runs` times: the median in milliseconds,
+/// and its figures (per lead agency, sorted).
+async fn time_statement(
+    admin: &mut PgConnection,
+    sql: &str,
+    runs: usize,
+) -> anyhow::Result<(f64, Vec<(String, Vec<i64>)>)> {
+    let mut took = Vec::with_capacity(runs);
+    let mut figures = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        let rows: Vec<sqlx::postgres::PgRow> = sqlx::query(sql).fetch_all(&mut *admin).await?;
+        took.push(started.elapsed().as_secs_f64() * 1e3);
+        figures = rows
+            .iter()
+            .map(|r| {
+                let counts = (1..=18)
+                    .map(|c| sqlx::Row::try_get::<i64, _>(r, c))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((sqlx::Row::try_get::<String, _>(r, 0)?, counts))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        figures.sort();
+    }
+    took.sort_by(f64::total_cmp);
+    Ok((took[took.len() / 2], figures))
+}
+
 /// Scenario 3: Read path at province scale.
 pub async fn read(args: &Args) -> anyhow::Result<Vec<Row>> {
     const S: &str = "3 read";
@@ -380,6 +435,86 @@ pub async fn read(args: &Args) -> anyhow::Result<Vec<Row>> {
     let cluster = Cluster::start(false).await?;
     let took = generate_tasks(&cluster, tasks).await?;
     println!("  generated {tasks} tasks in {:.1} s", took.as_secs_f64());
+    let today = dondoc_time::Clock::system().today();
+    let policy = dondoc_assignments::DeadlinePolicy::default();
+    let until = statistics::roll_until(today, &policy);
+    let mut admin = cluster.connect().await?;
+    sqlx::query("SET search_path TO assignments")
+        .execute(&mut admin)
+        .await?;
+    vacuum_tasks(&mut admin).await?;
+    let detail_from = until;
+    let nearly_until = dondoc_assignments::domain::deadline::nearly_overdue_until(today, &policy);
+    let counts = |only: &str| {
+        [
+            "stage <> 'WITHDRAWN'".to_string(),
+            format!("stage = 'COMPLETED' AND due_date IS NOT NULL AND COALESCE(completion_date, DATE '{today}') <= due_date"),
+            format!("stage = 'COMPLETED' AND due_date IS NOT NULL AND COALESCE(completion_date, DATE '{today}') > due_date"),
+            format!("stage NOT IN ('COMPLETED', 'WITHDRAWN') AND due_date >= DATE '{today}'"),
+            format!("stage NOT IN ('COMPLETED', 'WITHDRAWN') AND due_date < DATE '{today}'"),
+            "stage <> 'WITHDRAWN' AND due_date IS NULL".to_string(),
+            format!("stage NOT IN ('COMPLETED', 'WITHDRAWN') AND due_date >= DATE '{today}' AND due_date <= DATE '{nearly_until}'"),
+            format!("stage NOT IN ('COMPLETED', 'WITHDRAWN') AND due_date < DATE '{detail_from}'"),
+            "stage = 'COMPLETED'".to_string(),
+        ]
+        .iter()
+        .map(|p| format!("COALESCE(SUM(tasks) FILTER (WHERE ({only}) AND ({p})), 0)::bigint"))
+        .collect::<Vec<_>>()
+        .join(", ")
+    };
+    let last = nearly_until.succ_opt().unwrap_or(nearly_until);
+    let service_statistics = format!(
+        "SELECT lead_agency, {}, {} FROM (\
+         SELECT lead_agency, key_task, stage, CASE WHEN due_date = 'infinity' THEN NULL \
+         WHEN stage = 'OPEN' OR completion_date = 'infinity' THEN DATE '9999-12-30' ELSE due_date END AS due_date, \
+         NULLIF(completion_date, 'infinity') AS completion_date, tasks FROM assignments.task_tally_totals WHERE scope = '' \
+         UNION ALL SELECT lead_agency, key_task, stage, COALESCE(day, DATE '9999-12-30'), NULL, \
+         CASE WHEN GROUPING(day) = 1 THEN -SUM(tasks) ELSE SUM(tasks) END FROM (\
+         SELECT lead_agency, key_task, stage, tasks, CASE WHEN due_date < DATE '{detail_from}' THEN DATE '0001-01-01' \
+         WHEN due_date < DATE '{today}' THEN DATE '{detail_from}' ELSE DATE '{today}' END AS day \
+         FROM assignments.task_tally_days WHERE scope = '' AND due_date < DATE '{last}') AS days \
+         GROUP BY GROUPING SETS ((lead_agency, key_task, stage, day), (lead_agency, key_task, stage))\
+         ) AS tally GROUP BY lead_agency HAVING SUM(tasks) > 0",
+        counts("true"),
+        counts("key_task"),
+    );
+    // The same figures by the statement sent before migration 0105 (every
+    // day row from the long-overdue boundary on, however far ahead): timed
+    // by SQL alone on the generated counters, then today's on the same
+    // counters rolled and folded.
+    let before_0105 = format!(
+        "SELECT lead_agency, {}, {} FROM (\
+         SELECT lead_agency, key_task, stage, NULLIF(due_date, 'infinity') AS due_date, \
+         NULLIF(completion_date, 'infinity') AS completion_date, tasks FROM assignments.task_tally_totals WHERE scope = '' \
+         UNION ALL SELECT lead_agency, key_task, stage, due_date, NULL, tasks FROM assignments.task_tally_days \
+         WHERE scope = '' AND due_date >= DATE '{detail_from}' \
+         UNION ALL SELECT lead_agency, key_task, stage, DATE '0001-01-01', NULL, -tasks FROM assignments.task_tally_days \
+         WHERE scope = '' AND due_date >= DATE '{detail_from}') AS tally GROUP BY lead_agency HAVING SUM(tasks) > 0",
+        counts("true"),
+        counts("key_task"),
+    );
+    let runs = if args.quick { 10 } else { 40 };
+    let (before, before_figures) = time_statement(&mut admin, &before_0105, runs).await?;
+    // The roll and fold the service starts with (migration 0105), timed
+    // here so that no read below meets them half done.
+    let started = Instant::now();
+    statistics::roll_tallies(&mut admin, until).await?;
+    let rolled = started.elapsed();
+    let folded = statistics::fold_tallies(&mut admin).await?;
+    println!(
+        "  rolled the counters of days before {until} in {:.1} s, folded {folded} shard rows in {:.1} s",
+        rolled.as_secs_f64(),
+        (started.elapsed() - rolled).as_secs_f64()
+    );
+    vacuum_tasks(&mut admin).await?;
+    let (now, now_figures) = time_statement(&mut admin, &service_statistics, runs).await?;
+    anyhow::ensure!(
+        before_figures == now_figures,
+        "the statement before 0105 and today's disagree"
+    );
+    println!(
+        "  province statistics by SQL alone, median: {now:.1} ms, before migration 0105 {before:.1} ms (same figures)"
+    );
     let running = Running::start(&cluster).await?;
     let token = office_token();
     let channels = load::connections(running.gateway, args.connections).await?;
@@ -444,7 +579,13 @@ pub async fn read(args: &Args) -> anyhow::Result<Vec<Row>> {
             50.0,
         ),
     ];
-    let mut rows = Vec::new();
+    let mut rows = vec![Row::info(
+        S,
+        "GetTaskStatistics province statement, SQL alone, median: now / before 0105",
+        now,
+        before,
+        "ms",
+    )];
     for (name, path, body, goal) in queries {
         let call = RawCall {
             body: Bytes::from(body),
@@ -469,36 +610,6 @@ pub async fn read(args: &Args) -> anyhow::Result<Vec<Row>> {
     // The plans of the statements the service sends (as `storage::tasks::list`
     // and `storage::statistics::figures_from_counters` build them, binds
     // written in) next to hand-written SQL.
-    let today = chrono::Utc::now().date_naive();
-    let detail_from = today - chrono::Days::new(30);
-    let counts = |only: &str| {
-        [
-            "stage <> 'WITHDRAWN'".to_string(),
-            format!("stage = 'COMPLETED' AND due_date IS NOT NULL AND COALESCE(completion_date, DATE '{today}') <= due_date"),
-            format!("stage = 'COMPLETED' AND due_date IS NOT NULL AND COALESCE(completion_date, DATE '{today}') > due_date"),
-            format!("stage NOT IN ('COMPLETED', 'WITHDRAWN') AND due_date >= DATE '{today}'"),
-            format!("stage NOT IN ('COMPLETED', 'WITHDRAWN') AND due_date < DATE '{today}'"),
-            "stage <> 'WITHDRAWN' AND due_date IS NULL".to_string(),
-            format!("stage NOT IN ('COMPLETED', 'WITHDRAWN') AND due_date >= DATE '{today}' AND due_date <= DATE '{}'", today + chrono::Days::new(5)),
-            format!("stage NOT IN ('COMPLETED', 'WITHDRAWN') AND due_date < DATE '{detail_from}'"),
-            "stage = 'COMPLETED'".to_string(),
-        ]
-        .iter()
-        .map(|p| format!("COALESCE(SUM(tasks) FILTER (WHERE ({only}) AND ({p})), 0)::bigint"))
-        .collect::<Vec<_>>()
-        .join(", ")
-    };
-    let service_statistics = format!(
-        "SELECT lead_agency, {}, {} FROM (\
-         SELECT lead_agency, key_task, stage, NULLIF(due_date, 'infinity') AS due_date, \
-         NULLIF(completion_date, 'infinity') AS completion_date, tasks FROM assignments.task_tally_totals WHERE scope = '' \
-         UNION ALL SELECT lead_agency, key_task, stage, due_date, NULL, tasks FROM assignments.task_tally_days \
-         WHERE scope = '' AND due_date >= DATE '{detail_from}' \
-         UNION ALL SELECT lead_agency, key_task, stage, DATE '0001-01-01', NULL, -tasks FROM assignments.task_tally_days \
-         WHERE scope = '' AND due_date >= DATE '{detail_from}') AS tally GROUP BY lead_agency HAVING SUM(tasks) > 0",
-        counts("true"),
-        counts("key_task"),
-    );
     let plans: [(&str, String, &str); 3] = [
         (
             "agency page",

@@ -9,6 +9,7 @@ mod grpc;
 mod publish;
 pub mod recurring;
 pub mod storage;
+pub mod upkeep;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -34,9 +35,8 @@ pub use grpc::SERVICE_NAMES;
 /// The service's name: its schema, its identity issuer.
 pub const NAME: &str = "assignments";
 
-/// How often occurrences of recurring duties are generated (also whenever
-/// the injected clock is moved).
-pub const RECURRENCE_TICK: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often [`upkeep`] runs (also whenever the injected clock is moved).
+pub const UPKEEP_TICK: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Its place in the database.
 pub fn schema() -> ServiceSchema {
@@ -179,12 +179,12 @@ impl App {
             self.config.service.follow.apply_linger,
             self.shutdown.clone(),
         ));
-        let ticker = tokio::spawn(recurring::run(
+        let ticker = tokio::spawn(upkeep::run(
             self.state.pool.clone(),
             self.state.clock.clone(),
             self.state.policy.clone(),
             self.state.wake.clone(),
-            RECURRENCE_TICK,
+            UPKEEP_TICK,
             self.shutdown.clone(),
         ));
         let served = self

@@ -1,8 +1,6 @@
 //! Generating the occurrences of recurring duties as the clock moves: on
-//! creation of a duty, every minute, and whenever the injected clock is
-//! moved. Idempotent: one occurrence per (duty, due date), whoever runs it.
-
-use std::time::Duration;
+//! creation of a duty, and at every tick of [`crate::upkeep`].
+//! Idempotent: one occurrence per (duty, due date), whoever runs it.
 
 use chrono::NaiveDate;
 use dondoc_contracts::assignments::v1::TaskEventKind;
@@ -12,7 +10,6 @@ use dondoc_server::Actor;
 use dondoc_server::convert::recurrence_from_text;
 use dondoc_time::Clock;
 use sqlx::{PgConnection, PgPool};
-use tokio_util::sync::CancellationToken;
 
 use crate::domain::deadline::DeadlinePolicy;
 use crate::domain::recurring::occurrences;
@@ -74,27 +71,4 @@ pub async fn generate(
         wake.wake();
     }
     Ok(created)
-}
-
-/// Runs [`generate`] every `every` and whenever the clock is moved, until
-/// `shutdown`.
-pub async fn run(
-    pool: PgPool,
-    clock: Clock,
-    policy: DeadlinePolicy,
-    wake: Wake,
-    every: Duration,
-    shutdown: CancellationToken,
-) {
-    let mut changes = clock.changes();
-    loop {
-        if let Err(error) = generate(&pool, &clock, &policy, &wake).await {
-            tracing::warn!(%error, "generating occurrences of recurring duties failed");
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = changes.changed() => {}
-            _ = shutdown.cancelled() => return,
-        }
-    }
 }

@@ -14,7 +14,8 @@ use dondoc_assignments::domain::deadline::{DeadlinePolicy, DeadlineState, classi
 use dondoc_assignments::domain::stage::Stage;
 use dondoc_assignments::domain::statistics::Counts;
 use dondoc_assignments::storage::statistics::{
-    Figures, Scope, counter_scope, figures_from_counters, figures_from_tasks,
+    Figures, Scope, counter_scope, figures, figures_from_counters, figures_from_tasks,
+    fold_tallies, roll_tallies, rolled_before,
 };
 use dondoc_assignments::storage::tasks::{self, NewTask, deadline_predicate};
 use dondoc_assignments::storage::{self as storage_mod};
@@ -1288,7 +1289,9 @@ fn sorted(mut figures: Figures) -> Figures {
 
 /// Checks `task_agencies` against the task rows, and the statistics read
 /// from the counters against `classify` and against counting the tasks, for
-/// every scope the counters serve, on days around every due date in use.
+/// every scope the counters serve, on days around every due date in use:
+/// the counters wherever no day they must tell apart is rolled, and what
+/// `figures` answers (counters or tasks) on every day.
 async fn assert_read_models_match(pool: &PgPool, step: &str) {
     let records = all_tasks(pool).await;
     let mut want: Vec<(String, i64, bool, bool, String, NaiveDate)> = Vec::new();
@@ -1320,6 +1323,17 @@ async fn assert_read_models_match(pool: &PgPool, step: &str) {
     .await
     .unwrap();
     assert_eq!(got, want, "task_agencies after {step}");
+    let unrolled: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM task_tally_days, task_tally_watermark \
+         WHERE due_date > DATE '0001-01-01' AND due_date < rolled_before",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        unrolled, 0,
+        "day rows left before the watermark after {step}"
+    );
 
     let mut agencies: Vec<String> = records
         .iter()
@@ -1368,22 +1382,37 @@ async fn assert_read_models_match(pool: &PgPool, step: &str) {
     days.dedup();
     let policy = DeadlinePolicy::default();
     let mut conn = pool.acquire().await.unwrap();
+    let rolled = rolled_before(&mut conn).await.unwrap();
     for scope in &scopes {
         for &today in &days {
             let counted = counter_scope(scope, today, &policy)
                 .unwrap_or_else(|| panic!("{scope:?} is held by the counters"));
-            let from_counters = sorted(
-                figures_from_counters(&mut conn, &counted, today, &policy)
-                    .await
-                    .unwrap(),
-            );
-            let from_tasks = sorted(
-                figures_from_tasks(&mut conn, scope, today, &policy)
-                    .await
-                    .unwrap(),
-            );
+            let mut answers = vec![
+                (
+                    "tasks",
+                    sorted(
+                        figures_from_tasks(&mut conn, scope, today, &policy)
+                            .await
+                            .unwrap(),
+                    ),
+                ),
+                (
+                    "figures",
+                    sorted(figures(&mut conn, scope, today, &policy).await.unwrap()),
+                ),
+            ];
+            if rolled <= counted.detail_from() {
+                answers.push((
+                    "counters",
+                    sorted(
+                        figures_from_counters(&mut conn, &counted, today, &policy)
+                            .await
+                            .unwrap(),
+                    ),
+                ));
+            }
             let expected = expected_figures(&records, scope, today);
-            for (what, got) in [("counters", &from_counters), ("tasks", &from_tasks)] {
+            for (what, got) in &answers {
                 assert_eq!(
                     (got.all, got.key_tasks, &got.by_agency),
                     (expected.all, expected.key_tasks, &expected.by_agency),
@@ -1424,6 +1453,13 @@ async fn agency_index_and_counters_follow_every_change() {
         );
     }
     assert_read_models_match(&pool, "create").await;
+    // Days before the long-overdue boundary roll into one row (the task due
+    // 2024-08-15); the writes below then file such tasks there directly.
+    assert_eq!(
+        roll_tallies(&mut conn, d(2024, 9, 1)).await.unwrap(),
+        d(2024, 9, 1)
+    );
+    assert_read_models_match(&pool, "a roll to 2024-09-01").await;
 
     tasks::set_stage(&mut conn, ids[0], Stage::InProgress, None, &who)
         .await
@@ -1451,6 +1487,26 @@ async fn agency_index_and_counters_follow_every_change() {
         .await
         .unwrap();
     assert_read_models_match(&pool, "stage changes and completion").await;
+    assert_eq!(
+        roll_tallies(&mut conn, d(2024, 10, 1)).await.unwrap(),
+        d(2024, 10, 1)
+    );
+    // The watermark never moves back.
+    assert_eq!(
+        roll_tallies(&mut conn, d(2024, 9, 15)).await.unwrap(),
+        d(2024, 10, 1)
+    );
+    assert_read_models_match(&pool, "a roll to 2024-10-01").await;
+    assert!(fold_tallies(&mut conn).await.unwrap() > 0);
+    let sharded: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM task_tally_totals WHERE shard <> 0) \
+         + (SELECT count(*) FROM task_tally_days WHERE shard <> 0)",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(sharded, 0, "every counter in one row");
+    assert_read_models_match(&pool, "a fold").await;
 
     tasks::set_percent(&mut conn, ids[0], 40, &who)
         .await
@@ -1550,6 +1606,59 @@ async fn agency_index_and_counters_follow_every_change() {
         .unwrap()
         .unwrap();
     assert_read_models_match(&pool, "recurring duty and occurrence").await;
+}
+
+#[tokio::test]
+async fn a_roll_waits_for_writers_and_writers_wait_for_a_roll() {
+    let (_db, pool) = database().await;
+    let who = actor(at(d(2024, 9, 2)));
+    // A writer files a task due 2024-08-20 by day, and has not committed.
+    let mut writer = pool.begin().await.unwrap();
+    let early = task_with(&["so-a"], &["so-b"], Some(d(2024, 8, 20)), false);
+    tasks::insert(&mut writer, &early, &who)
+        .await
+        .unwrap()
+        .unwrap();
+    let roll = tokio::spawn({
+        let pool = pool.clone();
+        async move {
+            let mut conn = pool.acquire().await.unwrap();
+            roll_tallies(&mut conn, d(2024, 9, 1)).await
+        }
+    });
+    // Were it not to wait, the roll would move the days it sees and leave
+    // this one behind, filed by day before the watermark.
+    dondoc_testing::lock_waiter(&pool).await;
+    assert!(!roll.is_finished(), "the roll waits for the writer");
+    writer.commit().await.unwrap();
+    assert_eq!(roll.await.unwrap().unwrap(), d(2024, 9, 1));
+    assert_read_models_match(&pool, "a roll that waited for a writer").await;
+
+    // A roll in progress (here: one holding the lock) holds back writers,
+    // which then file by the watermark it leaves.
+    let mut rolling = pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock('task_tally_watermark'::regclass::oid::int, 0)")
+        .execute(&mut *rolling)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE task_tally_watermark SET rolled_before = DATE '2024-09-10'")
+        .execute(&mut *rolling)
+        .await
+        .unwrap();
+    let write = tokio::spawn({
+        let pool = pool.clone();
+        let who = who.clone();
+        async move {
+            let mut conn = pool.acquire().await.unwrap();
+            let due = task_with(&["so-b"], &[], Some(d(2024, 9, 5)), true);
+            tasks::insert(&mut conn, &due, &who).await.unwrap().unwrap()
+        }
+    });
+    dondoc_testing::lock_waiter(&pool).await;
+    assert!(!write.is_finished(), "the writer waits for the roll");
+    rolling.commit().await.unwrap();
+    write.await.unwrap();
+    assert_read_models_match(&pool, "a write that waited for a roll").await;
 }
 
 #[tokio::test]

@@ -4,10 +4,10 @@
 //! not counted; their occurrences are.
 //!
 //! The province, one agency (led or coordinated) and one lead agency, with
-//! or without `key_task`, are read from the counters of migration
-//! `0104_task_tallies.sql` (kept by triggers in the writing transaction)
-//! with the same predicates summed over counter rows; any other filter
-//! counts the tasks themselves.
+//! or without `key_task`, are read from the counters of migrations
+//! `0104_task_tallies.sql` and `0105_tally_roll.sql` (kept by triggers in the
+//! writing transaction) with the same predicates summed over counter rows;
+//! any other filter counts the tasks themselves.
 
 use chrono::NaiveDate;
 use dondoc_database::storage_error;
@@ -153,7 +153,7 @@ pub struct Figures {
 }
 
 /// Computes the figures of a scope: from the counters when the scope has
-/// them, else from the tasks.
+/// them (and the counters still tell its days apart), else from the tasks.
 pub async fn figures(
     conn: &mut PgConnection,
     scope: &Scope,
@@ -161,14 +161,19 @@ pub async fn figures(
     policy: &DeadlinePolicy,
 ) -> Result<Figures, Error> {
     match counter_scope(scope, today, policy) {
-        Some(counted) => figures_from_counters(conn, &counted, today, policy).await,
-        None => figures_from_tasks(conn, scope, today, policy).await,
+        Some(counted) if rolled_before(conn).await? <= counted.detail_from() => {
+            figures_from_counters(conn, &counted, today, policy).await
+        }
+        // A day rolled into the stand-in is one the predicates of `today`
+        // still tell apart (a clock set back, a longer long-overdue
+        // threshold): only the tasks know.
+        _ => figures_from_tasks(conn, scope, today, policy).await,
     }
 }
 
 /// A scope that the counters hold: `''` (the province) or an agency (with
 /// `leads`: only the tasks it leads), optionally key tasks only or not, and
-/// the first due date read day by day.
+/// the due dates read day by day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CounterScope {
     /// `''` or an agency code.
@@ -177,14 +182,103 @@ pub struct CounterScope {
     pub leads: bool,
     /// Key tasks only (or not key tasks).
     pub key_task: Option<bool>,
-    /// Counter rows due from this date on are read by due date; earlier ones
-    /// stand at DATE '0001-01-01'.
-    pub detail_from: NaiveDate,
+    /// The boundaries of [`boundaries`]: tasks due before the first stand
+    /// at DATE '0001-01-01', those due from the last on at a far-future
+    /// date, the others at the boundary at or before their due date.
+    pub boundaries: [NaiveDate; 3],
 }
 
-/// The stand-in due date of `task_tally_totals` (migration 0104).
+impl CounterScope {
+    /// Tasks due from this date on are told apart by due date.
+    pub fn detail_from(&self) -> NaiveDate {
+        self.boundaries[0]
+    }
+}
+
+/// The stand-in due date of `task_tally_totals` (migration 0104), and of the
+/// day rows rolled by `task_tally_roll` (0105).
 fn stand_in_due() -> NaiveDate {
     NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(NaiveDate::MIN)
+}
+
+/// Where the statistics file a task whose state depends on today and whose
+/// due date is after the detail: a date after any "today" + window, and not
+/// `'infinity'` (which the counters use for "no due date").
+fn far_future_due() -> NaiveDate {
+    NaiveDate::from_ymd_opt(9999, 12, 30).unwrap_or(NaiveDate::MAX)
+}
+
+/// Day rows due before this date are rolled into the stand-in.
+pub async fn rolled_before(conn: &mut PgConnection) -> Result<NaiveDate, Error> {
+    sqlx::query_scalar("SELECT rolled_before FROM task_tally_watermark")
+        .fetch_one(conn)
+        .await
+        .map_err(storage_error)
+}
+
+/// Due dates the roll moves per transaction: writers of tasks wait for each.
+const ROLL_DAYS_PER_STEP: i32 = 31;
+
+/// Rolls the day rows due before `until` into the stand-in (migration
+/// 0105), a month of due dates per transaction (`conn` must not be in one).
+/// Returns the watermark, which
+/// never moves back. Statistics stay exact whatever it is; a watermark kept
+/// at the long-overdue boundary keeps the rows they read few.
+pub async fn roll_tallies(conn: &mut PgConnection, until: NaiveDate) -> Result<NaiveDate, Error> {
+    loop {
+        let rolled: NaiveDate = sqlx::query_scalar("SELECT task_tally_roll($1, $2)")
+            .bind(until)
+            .bind(ROLL_DAYS_PER_STEP)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(storage_error)?;
+        if rolled >= until {
+            return Ok(rolled);
+        }
+    }
+}
+
+/// Counter rows folded per transaction: writers of tasks wait for each.
+const FOLD_ROWS_PER_STEP: i32 = 20_000;
+
+/// Folds the shards of every counter into one row (migration 0105), some
+/// thousands of rows per transaction (`conn` must not be in one). Returns
+/// how many rows it folded. Statistics are the same before and after; they
+/// read fewer rows after.
+pub async fn fold_tallies(conn: &mut PgConnection) -> Result<u64, Error> {
+    let mut folded = 0;
+    loop {
+        let step: i32 = sqlx::query_scalar("SELECT task_tally_fold($1)")
+            .bind(FOLD_ROWS_PER_STEP)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(storage_error)?;
+        folded += u64::try_from(step).unwrap_or_default();
+        if step < FOLD_ROWS_PER_STEP {
+            return Ok(folded);
+        }
+    }
+}
+
+/// How far [`roll_tallies`] may go on `today`: to the long-overdue boundary,
+/// the earliest date the predicates tell apart (see [`counter_scope`]).
+pub fn roll_until(today: NaiveDate, policy: &DeadlinePolicy) -> NaiveDate {
+    boundaries(today, policy)[0]
+}
+
+/// The due dates at which an answer of the predicates of `today` changes
+/// (`due < long_overdue_before`, `due < today`, `today <= due`,
+/// `due <= nearly_overdue_until`), in order: between two of them, before
+/// the first and from the last on, every due date gets the same answers.
+fn boundaries(today: NaiveDate, policy: &DeadlinePolicy) -> [NaiveDate; 3] {
+    let nearly_overdue = nearly_overdue_until(today, policy);
+    let mut dates = [
+        long_overdue_before(today, policy),
+        today,
+        nearly_overdue.succ_opt().unwrap_or(nearly_overdue),
+    ];
+    dates.sort();
+    dates
 }
 
 /// The counter scope of `scope` on `today`, if the counters hold it.
@@ -217,26 +311,32 @@ pub fn counter_scope(
         Some(first) if !first.is_empty() && named.all(|other| other == first) => first.clone(),
         Some(_) => return None,
     };
-    // Every bound of the predicates is at or after `detail_from`, and the
-    // stand-in is before it: a task due earlier gets the same answer from
-    // every predicate as the stand-in does.
-    let detail_from = long_overdue_before(today, policy)
-        .min(today)
-        .min(nearly_overdue_until(today, policy));
-    if detail_from <= stand_in_due() {
+    // The stand-ins are outside the boundaries: a task due earlier (later)
+    // gets the same answer from every predicate as the early (far-future)
+    // stand-in does.
+    let boundaries = boundaries(today, policy);
+    if boundaries[0] <= stand_in_due() || boundaries[2] >= far_future_due() {
         return None;
     }
     Some(CounterScope {
         scope: counted,
         leads: lead.is_some(),
         key_task: *key_task,
-        detail_from,
+        boundaries,
     })
 }
 
-/// Figures from `task_tally_totals` and, from `detail_from` on,
-/// `task_tally_days`: rows of (stage, due_date, completion_date, tasks)
-/// summed with the task predicates (see migration 0104).
+/// Figures from the counters: `task_tally_totals` (every task, its due date
+/// at the stand-in) with the tasks whose state depends on today moved to the
+/// far-future stand-in, then moved back by the day rows of `task_tally_days`
+/// due before the last boundary: each group's together out of the
+/// far-future stand-in, and into the boundary at or before their due date
+/// (or the stand-in, where rolled rows already stand). The predicates are
+/// those of the task lists (`tasks::deadline_predicate`), applied to a few
+/// rows per lead agency.
+///
+/// The caller makes sure that no day from the first boundary on is rolled
+/// (see [`figures`]).
 pub async fn figures_from_counters(
     conn: &mut PgConnection,
     counted: &CounterScope,
@@ -252,27 +352,31 @@ pub async fn figures_from_counters(
             sql.push(" AND key_task = ").push_bind(key);
         }
     };
-    let detail_from = date_literal(counted.detail_from);
     let stand_in = date_literal(stand_in_due());
+    let far_future = date_literal(far_future_due());
+    let [first, second, last] = counted.boundaries.map(date_literal);
     let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(format!(
         "SELECT lead_agency, {}, {} FROM (\
-         SELECT lead_agency, key_task, stage, NULLIF(due_date, 'infinity') AS due_date, \
+         SELECT lead_agency, key_task, stage, \
+         CASE WHEN due_date = 'infinity' THEN NULL \
+         WHEN stage = 'OPEN' OR completion_date = 'infinity' THEN {far_future} \
+         ELSE due_date END AS due_date, \
          NULLIF(completion_date, 'infinity') AS completion_date, tasks FROM task_tally_totals",
         counts_columns(today, policy, "true", Tally::CounterRows),
         counts_columns(today, policy, "key_task", Tally::CounterRows),
     ));
     condition(&mut sql);
-    sql.push(
-        " UNION ALL SELECT lead_agency, key_task, stage, due_date, NULL, tasks FROM task_tally_days",
-    );
-    condition(&mut sql);
-    sql.push(format!(" AND due_date >= {detail_from}"));
     sql.push(format!(
-        " UNION ALL SELECT lead_agency, key_task, stage, {stand_in}, NULL, -tasks FROM task_tally_days"
+        " UNION ALL SELECT lead_agency, key_task, stage, COALESCE(day, {far_future}), NULL, \
+         CASE WHEN GROUPING(day) = 1 THEN -SUM(tasks) ELSE SUM(tasks) END FROM (\
+         SELECT lead_agency, key_task, stage, tasks, CASE WHEN due_date < {first} THEN {stand_in} \
+         WHEN due_date < {second} THEN {first} ELSE {second} END AS day FROM task_tally_days"
     ));
     condition(&mut sql);
     sql.push(format!(
-        " AND due_date >= {detail_from}) AS tally GROUP BY lead_agency HAVING SUM(tasks) > 0"
+        " AND due_date < {last}) AS days \
+         GROUP BY GROUPING SETS ((lead_agency, key_task, stage, day), (lead_agency, key_task, stage))\
+         ) AS tally GROUP BY lead_agency HAVING SUM(tasks) > 0"
     ));
     let rows = sql
         .build()
