@@ -221,9 +221,9 @@ const ROLL_DAYS_PER_STEP: i32 = 31;
 
 /// Rolls the day rows due before `until` into the stand-in (migration
 /// 0105), a month of due dates per transaction (`conn` must not be in one).
-/// Returns the watermark, which
-/// never moves back. Statistics stay exact whatever it is; a watermark kept
-/// at the long-overdue boundary keeps the rows they read few.
+/// Returns the watermark, which never moves back. Statistics stay exact
+/// whatever it is; a watermark kept at the long-overdue boundary keeps the
+/// rows they read few.
 pub async fn roll_tallies(conn: &mut PgConnection, until: NaiveDate) -> Result<NaiveDate, Error> {
     loop {
         let rolled: NaiveDate = sqlx::query_scalar("SELECT task_tally_roll($1, $2)")
@@ -363,7 +363,15 @@ pub async fn figures_from_counters(
          ELSE due_date END AS due_date, \
          NULLIF(completion_date, 'infinity') AS completion_date, tasks FROM task_tally_totals",
         counts_columns(today, policy, "true", Tally::CounterRows),
-        counts_columns(today, policy, "key_task", Tally::CounterRows),
+        // Key tasks are counted for the scope's total only (not per lead
+        // agency, which `read_counts` never reads): most rows skip those
+        // nine predicates.
+        counts_columns(
+            today,
+            policy,
+            "lead_agency = '' AND key_task",
+            Tally::CounterRows
+        ),
     ));
     condition(&mut sql);
     sql.push(format!(
