@@ -3,9 +3,9 @@
 //! step is idempotent, so replicas may run it side by side.
 //!
 //! * occurrences of recurring duties fall due ([`crate::recurring`]);
-//! * the statistics counters roll the days that went past the long-overdue
-//!   boundary into one row ([`crate::storage::statistics::roll_tallies`])
-//!   and, when that boundary has moved (once a day), fold their shards
+//! * at start and whenever the long-overdue boundary has moved (once a
+//!   day), the statistics counters roll the days past it into one row
+//!   ([`crate::storage::statistics::roll_tallies`]) and fold their shards
 //!   ([`crate::storage::statistics::fold_tallies`]).
 
 use std::time::Duration;

@@ -15,7 +15,7 @@ use dondoc_assignments::domain::stage::Stage;
 use dondoc_assignments::domain::statistics::Counts;
 use dondoc_assignments::storage::statistics::{
     Figures, Scope, counter_scope, figures, figures_from_counters, figures_from_tasks,
-    fold_tallies, roll_tallies, rolled_before,
+    fold_tallies, roll_tallies, roll_until, rolled_before,
 };
 use dondoc_assignments::storage::tasks::{self, NewTask, deadline_predicate};
 use dondoc_assignments::storage::{self as storage_mod};
@@ -1606,6 +1606,49 @@ async fn agency_index_and_counters_follow_every_change() {
         .unwrap()
         .unwrap();
     assert_read_models_match(&pool, "recurring duty and occurrence").await;
+}
+
+#[tokio::test]
+async fn the_service_rolls_and_folds_the_counters_as_the_clock_moves() {
+    let s = Service::start(at(d(2024, 9, 2))).await;
+    let policy = DeadlinePolicy::default();
+    let upkept = |today: NaiveDate| {
+        let pool = s.pool.clone();
+        let policy = policy.clone();
+        move || {
+            let pool = pool.clone();
+            let policy = policy.clone();
+            async move {
+                let mut conn = pool.acquire().await.unwrap();
+                let sharded: i64 = sqlx::query_scalar(
+                    "SELECT (SELECT count(*) FROM task_tally_totals WHERE shard <> 0) \
+                     + (SELECT count(*) FROM task_tally_days WHERE shard <> 0)",
+                )
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+                let rolled = rolled_before(&mut conn).await.unwrap();
+                (rolled == roll_until(today, &policy) && sharded == 0).then_some(())
+            }
+        }
+    };
+    // At start: rolled to the long-overdue boundary of the service's today.
+    dondoc_testing::eventually(Duration::from_secs(10), upkept(d(2024, 9, 2))).await;
+    // Tasks written since land in their shards (ids 1, 2, 3)...
+    let mut conn = s.pool.acquire().await.unwrap();
+    let who = actor(at(d(2024, 9, 2)));
+    for due in [d(2024, 8, 20), d(2024, 9, 20), d(2024, 10, 20)] {
+        let task = task_with(&["so-a"], &["so-b"], Some(due), false);
+        tasks::insert(&mut conn, &task, &who)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // ...and a day later the service has rolled one day further and folded
+    // every counter into one row.
+    s.clock.set(at(d(2024, 9, 3)));
+    dondoc_testing::eventually(Duration::from_secs(10), upkept(d(2024, 9, 3))).await;
+    assert_read_models_match(&s.pool, "the service's roll and fold").await;
 }
 
 #[tokio::test]
