@@ -34,6 +34,13 @@ CREATE INDEX task_tally_days_due ON task_tally_days (scope, due_date)
     INCLUDE (scope_leads, lead_agency, key_task, stage, tasks);
 -- ...and the roll walks them by due date across scopes.
 CREATE INDEX task_tally_days_by_due ON task_tally_days (due_date);
+-- An index-only scan reads the heap for pages changed since the last
+-- vacuum, and every task written changes counter rows: vacuum these small,
+-- busy tables after 2 % of their rows changed rather than 20 %.
+ALTER TABLE task_tally_days SET (autovacuum_vacuum_scale_factor = 0.02,
+                                 autovacuum_vacuum_insert_scale_factor = 0.02);
+ALTER TABLE task_tally_totals SET (autovacuum_vacuum_scale_factor = 0.02,
+                                   autovacuum_vacuum_insert_scale_factor = 0.02);
 
 -- The watermark, read under the shared lock (held until the writer's
 -- transaction ends).
