@@ -375,6 +375,10 @@ async fn generate_tasks(cluster: &Cluster, tasks: u64) -> anyhow::Result<Duratio
 /// The plan's node lines (no costs), for comparing shapes.
 async fn plan(cluster: &Cluster, sql: &str) -> anyhow::Result<Vec<String>> {
     let mut admin = cluster.connect().await?;
+    // For statements taken from the service, which name its tables unqualified.
+    sqlx::query("SET search_path TO assignments")
+        .execute(&mut admin)
+        .await?;
     let lines: Vec<(String,)> = sqlx::query_as(&format!("EXPLAIN (COSTS OFF) {sql}"))
         .fetch_all(&mut admin)
         .await?;
@@ -465,24 +469,21 @@ pub async fn read(args: &Args) -> anyhow::Result<Vec<Row>> {
         .collect::<Vec<_>>()
         .join(", ")
     };
-    let last = nearly_until.succ_opt().unwrap_or(nearly_until);
-    let service_statistics = format!(
-        "SELECT lead_agency, {}, {} FROM (\
-         SELECT lead_agency, key_task, stage, CASE WHEN due_date = 'infinity' THEN NULL \
-         WHEN stage = 'OPEN' OR completion_date = 'infinity' THEN DATE '9999-12-30' ELSE due_date END AS due_date, \
-         NULLIF(completion_date, 'infinity') AS completion_date, tasks FROM assignments.task_tally_totals WHERE scope = '' \
-         UNION ALL SELECT lead_agency, key_task, stage, COALESCE(day, DATE '9999-12-30'), NULL, \
-         CASE WHEN GROUPING(day) = 1 THEN -SUM(tasks) ELSE SUM(tasks) END FROM (\
-         SELECT lead_agency, key_task, stage, tasks, CASE WHEN due_date < DATE '{detail_from}' THEN DATE '0001-01-01' \
-         WHEN due_date < DATE '{today}' THEN DATE '{detail_from}' ELSE DATE '{today}' END AS day \
-         FROM assignments.task_tally_days WHERE scope = '' AND due_date < DATE '{last}') AS days \
-         GROUP BY GROUPING SETS ((lead_agency, key_task, stage, day), (lead_agency, key_task, stage))\
-         ) AS tally GROUP BY lead_agency HAVING SUM(tasks) > 0",
-        counts("true"),
-        counts("lead_agency = '' AND key_task"),
+    // The statement the service sends for the province, from the service's
+    // own code; its only binds are the scope, `''`, in both halves.
+    let counted = statistics::counter_scope(&statistics::Scope::default(), today, &policy)
+        .context("the province is held by the counters")?;
+    let service_statistics = statistics::counters_statement(&counted, today, &policy)
+        .sql()
+        .to_string();
+    anyhow::ensure!(
+        !service_statistics.contains("$3"),
+        "the province statement binds more than its scope"
     );
+    let service_statistics = service_statistics.replace("$1", "''").replace("$2", "''");
     // The same figures by the statement sent before migration 0105 (every
-    // day row from the long-overdue boundary on, however far ahead): timed
+    // day row from the long-overdue boundary on, however far ahead; its
+    // text as it was): timed
     // by SQL alone on the generated counters, then today's on the same
     // counters rolled and folded.
     let before_0105 = format!(

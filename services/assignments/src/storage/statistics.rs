@@ -343,6 +343,33 @@ pub async fn figures_from_counters(
     today: NaiveDate,
     policy: &DeadlinePolicy,
 ) -> Result<Figures, Error> {
+    let rows = counters_statement(counted, today, policy)
+        .build()
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(storage_error)?;
+    let mut figures = Figures::default();
+    for row in rows {
+        let lead: String = row.try_get(0).map_err(storage_error)?;
+        if lead.is_empty() {
+            figures.all = read_counts(&row, 1)?;
+            figures.key_tasks = read_counts(&row, 1 + COLUMNS_PER_COUNTS)?;
+        } else {
+            figures.by_agency.push((lead, read_counts(&row, 1)?));
+        }
+    }
+    Ok(figures)
+}
+
+/// The statement of [`figures_from_counters`] (public for the benchmark,
+/// which times it and prints its plan): per lead agency (`''` for the
+/// scope), the nine counts of [`Counts`] and, on the scope's row only,
+/// those of its key tasks.
+pub fn counters_statement(
+    counted: &CounterScope,
+    today: NaiveDate,
+    policy: &DeadlinePolicy,
+) -> QueryBuilder<'static, Postgres> {
     let condition = |sql: &mut QueryBuilder<Postgres>| {
         sql.push(" WHERE scope = ").push_bind(counted.scope.clone());
         if counted.leads {
@@ -386,22 +413,7 @@ pub async fn figures_from_counters(
          GROUP BY GROUPING SETS ((lead_agency, key_task, stage, day), (lead_agency, key_task, stage))\
          ) AS tally GROUP BY lead_agency HAVING SUM(tasks) > 0"
     ));
-    let rows = sql
-        .build()
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(storage_error)?;
-    let mut figures = Figures::default();
-    for row in rows {
-        let lead: String = row.try_get(0).map_err(storage_error)?;
-        if lead.is_empty() {
-            figures.all = read_counts(&row, 1)?;
-            figures.key_tasks = read_counts(&row, 1 + COLUMNS_PER_COUNTS)?;
-        } else {
-            figures.by_agency.push((lead, read_counts(&row, 1)?));
-        }
-    }
-    Ok(figures)
+    sql
 }
 
 /// Figures counted over the tasks in scope.
