@@ -1423,6 +1423,17 @@ async fn assert_read_models_match(pool: &PgPool, step: &str) {
     }
 }
 
+/// Counter rows outside shard 0: none right after a fold.
+async fn sharded_rows(conn: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM task_tally_totals WHERE shard <> 0) \
+         + (SELECT count(*) FROM task_tally_days WHERE shard <> 0)",
+    )
+    .fetch_one(conn)
+    .await
+    .unwrap()
+}
+
 fn task_with(lead: &[&str], coordinating: &[&str], due: Option<NaiveDate>, key: bool) -> NewTask {
     NewTask {
         lead_agencies: lead.iter().map(|a| a.to_string()).collect(),
@@ -1498,14 +1509,7 @@ async fn agency_index_and_counters_follow_every_change() {
     );
     assert_read_models_match(&pool, "a roll to 2024-10-01").await;
     assert!(fold_tallies(&mut conn).await.unwrap() > 0);
-    let sharded: i64 = sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM task_tally_totals WHERE shard <> 0) \
-         + (SELECT count(*) FROM task_tally_days WHERE shard <> 0)",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .unwrap();
-    assert_eq!(sharded, 0, "every counter in one row");
+    assert_eq!(sharded_rows(&mut conn).await, 0, "every counter in one row");
     assert_read_models_match(&pool, "a fold").await;
 
     tasks::set_percent(&mut conn, ids[0], 40, &who)
@@ -1620,13 +1624,7 @@ async fn the_service_rolls_and_folds_the_counters_as_the_clock_moves() {
             let policy = policy.clone();
             async move {
                 let mut conn = pool.acquire().await.unwrap();
-                let sharded: i64 = sqlx::query_scalar(
-                    "SELECT (SELECT count(*) FROM task_tally_totals WHERE shard <> 0) \
-                     + (SELECT count(*) FROM task_tally_days WHERE shard <> 0)",
-                )
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
+                let sharded = sharded_rows(&mut conn).await;
                 let rolled = rolled_before(&mut conn).await.unwrap();
                 (rolled == roll_until(today, &policy) && sharded == 0).then_some(())
             }
@@ -1649,6 +1647,35 @@ async fn the_service_rolls_and_folds_the_counters_as_the_clock_moves() {
     s.clock.set(at(d(2024, 9, 3)));
     dondoc_testing::eventually(Duration::from_secs(10), upkept(d(2024, 9, 3))).await;
     assert_read_models_match(&s.pool, "the service's roll and fold").await;
+}
+
+#[tokio::test]
+async fn two_replicas_rolling_and_folding_at_once_agree() {
+    let (_db, pool) = database().await;
+    let mut conn = pool.acquire().await.unwrap();
+    let who = actor(at(d(2024, 9, 2)));
+    for (i, due) in (0..40).map(|i| (i, d(2024, 6, 1) + chrono::Duration::days(3 * i))) {
+        let lead = if i % 2 == 0 { "so-a" } else { "so-b" };
+        let task = task_with(&[lead], &["so-c"], Some(due), i % 5 == 0);
+        tasks::insert(&mut conn, &task, &who)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // Each replica's upkeep, on its own connection, at the same time.
+    let replica = |pool: PgPool| async move {
+        let mut conn = pool.acquire().await.unwrap();
+        let rolled = roll_tallies(&mut conn, d(2024, 9, 1)).await.unwrap();
+        fold_tallies(&mut conn).await.unwrap();
+        rolled
+    };
+    let (a, b) = tokio::join!(
+        tokio::spawn(replica(pool.clone())),
+        tokio::spawn(replica(pool.clone()))
+    );
+    assert_eq!((a.unwrap(), b.unwrap()), (d(2024, 9, 1), d(2024, 9, 1)));
+    assert_eq!(sharded_rows(&mut conn).await, 0, "every counter in one row");
+    assert_read_models_match(&pool, "two replicas' rolls and folds").await;
 }
 
 #[tokio::test]
@@ -1680,7 +1707,7 @@ async fn a_roll_waits_for_writers_and_writers_wait_for_a_roll() {
     // A roll in progress (here: one holding the lock) holds back writers,
     // which then file by the watermark it leaves.
     let mut rolling = pool.begin().await.unwrap();
-    sqlx::query("SELECT pg_advisory_xact_lock('task_tally_watermark'::regclass::oid::int, 0)")
+    sqlx::query("SELECT pg_advisory_xact_lock(task_tally_lock_key(), 0)")
         .execute(&mut *rolling)
         .await
         .unwrap();

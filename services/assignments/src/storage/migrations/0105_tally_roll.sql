@@ -44,11 +44,18 @@ ALTER TABLE task_tally_days SET (autovacuum_vacuum_scale_factor = 0.02,
 ALTER TABLE task_tally_totals SET (autovacuum_vacuum_scale_factor = 0.02,
                                    autovacuum_vacuum_insert_scale_factor = 0.02);
 
+-- The advisory lock that writers take shared and the roll and fold
+-- exclusively: keyed by the watermark table's oid, unique in the database.
+CREATE FUNCTION task_tally_lock_key() RETURNS INT
+LANGUAGE sql STABLE SET search_path FROM CURRENT AS $$
+    SELECT 'task_tally_watermark'::regclass::oid::int
+$$;
+
 -- The watermark, read under the shared lock (held until the writer's
 -- transaction ends).
 CREATE FUNCTION task_tally_rolled_before() RETURNS DATE
 LANGUAGE sql VOLATILE SET search_path FROM CURRENT AS $$
-    SELECT pg_advisory_xact_lock_shared('task_tally_watermark'::regclass::oid::int, 0);
+    SELECT pg_advisory_xact_lock_shared(task_tally_lock_key(), 0);
     SELECT rolled_before FROM task_tally_watermark;
 $$;
 
@@ -73,7 +80,7 @@ BEGIN
     IF rolled >= until THEN
         RETURN rolled;
     END IF;
-    PERFORM pg_advisory_xact_lock('task_tally_watermark'::regclass::oid::int, 0);
+    PERFORM pg_advisory_xact_lock(task_tally_lock_key(), 0);
     SELECT w.rolled_before INTO rolled FROM task_tally_watermark w;
     IF rolled >= until THEN
         RETURN rolled;
@@ -114,7 +121,7 @@ DECLARE
     totals INT;
     days INT;
 BEGIN
-    PERFORM pg_advisory_xact_lock('task_tally_watermark'::regclass::oid::int, 0);
+    PERFORM pg_advisory_xact_lock(task_tally_lock_key(), 0);
     WITH moved AS (
         DELETE FROM task_tally_totals t
         WHERE t.ctid IN (SELECT ctid FROM task_tally_totals WHERE shard <> 0 LIMIT max_rows)
