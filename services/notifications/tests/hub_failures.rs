@@ -41,7 +41,6 @@ async fn a_failed_read_of_the_hub_is_retried_from_the_same_position() {
     tx.commit().await.unwrap();
 
     // The hub's next read waits on a lock and is then cancelled: it fails.
-    let before = hub.position();
     let mut admin = PgConnection::connect_with(&db.admin_options())
         .await
         .unwrap();
@@ -54,6 +53,11 @@ async fn a_failed_read_of_the_hub_is_retried_from_the_same_position() {
     // The only session of this database that can wait on a lock now is
     // the hub's read.
     let reader = dondoc_testing::lock_waiter(&pool).await;
+    // Read only now: the hub reads one page at a time, so with one read
+    // waiting none is in flight. Read before the lock, it raced the hub's
+    // first read (started by `run`), which may move the position past an
+    // empty stretch of the log when it completes.
+    let before = hub.position();
     let cancelled: bool = sqlx::query_scalar("SELECT pg_cancel_backend($1)")
         .bind(reader)
         .fetch_one(&mut admin)
