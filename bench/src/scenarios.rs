@@ -808,12 +808,55 @@ async fn wait_for_spread(received: &AtomicU64, target: u64, limit: Duration) -> 
     (got, took)
 }
 
+/// Fan-out bursts, summed.
+#[derive(Default)]
+struct FanOut {
+    deliveries: u64,
+    spread: Duration,
+    cpu: f64,
+    bursts: u32,
+}
+
+impl FanOut {
+    fn add(&mut self, deliveries: u64, spread: Duration, cpu: f64) {
+        self.deliveries += deliveries;
+        self.spread += spread;
+        self.cpu += cpu;
+        self.bursts += 1;
+    }
+
+    fn rate(&self) -> f64 {
+        self.deliveries as f64 / self.cpu.max(0.01)
+    }
+
+    fn mean_spread(&self) -> f64 {
+        self.spread.as_secs_f64() / f64::from(self.bursts.max(1))
+    }
+}
+
+impl std::fmt::Display for FanOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} deliveries in {} bursts, {:.3} s first to last on average, {:.2} CPU-s",
+            self.deliveries,
+            self.bursts,
+            self.mean_spread(),
+            self.cpu
+        )
+    }
+}
+
 /// Scenario 4: Subscribers: idle notification streams' memory and a fan-out burst,
 /// against a minimal tonic broadcast server (each in its own process).
 pub async fn subscribers(args: &Args) -> anyhow::Result<Vec<Row>> {
     const S: &str = "4 subscribers";
     let streams = if args.quick { 1_000 } else { 20_000 };
     let burst: u64 = if args.quick { 10 } else { 20 };
+    // One burst is about a fifth of a CPU-second, near the resolution of
+    // /proc's CPU times (10 ms) and within the machine's noise: each server
+    // gets several bursts in a row, and the figure is their sum.
+    let bursts: u32 = if args.quick { 2 } else { 5 };
     let per_conn = 100;
     let limit = Duration::from_secs(60);
 
@@ -841,21 +884,25 @@ pub async fn subscribers(args: &Args) -> anyhow::Result<Vec<Row>> {
     );
     let publish = RawCall::new(PUBLISH_PATH, &npb::SubscribeRequest::default(), &[]);
     let ch = load::connections(reference.addr, 1).await?;
-    let cpu0 = load::process_tree_cpu_seconds(reference.pid);
-    publish
-        .send_with(
-            &ch[0],
-            Bytes::copy_from_slice(&(burst as u32).to_be_bytes()),
-        )
-        .await?;
-    let (got_ref, took_ref) = wait_for_spread(&received, open_ref as u64 * burst, limit).await;
-    let ref_cpu = load::process_tree_cpu_seconds(reference.pid) - cpu0;
-    let ref_rate = got_ref as f64 / ref_cpu.max(0.01);
-    println!(
-        "  broadcast reference: {got_ref} deliveries in {:.3} s (first to last), {:.2} server CPU-s",
-        took_ref.as_secs_f64(),
-        ref_cpu
-    );
+    let mut fan_ref = FanOut::default();
+    for _ in 0..bursts {
+        received.store(0, Ordering::Relaxed);
+        let cpu0 = load::process_tree_cpu_seconds(reference.pid);
+        publish
+            .send_with(
+                &ch[0],
+                Bytes::copy_from_slice(&(burst as u32).to_be_bytes()),
+            )
+            .await?;
+        let (got, took) = wait_for_spread(&received, open_ref as u64 * burst, limit).await;
+        fan_ref.add(
+            got,
+            took,
+            load::process_tree_cpu_seconds(reference.pid) - cpu0,
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("  broadcast reference: {fan_ref}");
     drop(reference.child);
 
     // dondoc's notification service.
@@ -907,36 +954,29 @@ pub async fn subscribers(args: &Args) -> anyhow::Result<Vec<Row>> {
         "  dondoc notifications: idle CPU {:.2} cores for {open_ours} idle streams",
         idle_cpu
     );
-    received.store(0, Ordering::Relaxed);
     let postmaster = load::postmaster_pid(&options.data_dir).context("postmaster pid")?;
-    let cpu = || {
-        (
-            load::process_tree_cpu_seconds(ours.pid),
-            load::process_tree_cpu_seconds(postmaster),
-        )
-    };
+    let cpu =
+        || load::process_tree_cpu_seconds(ours.pid) + load::process_tree_cpu_seconds(postmaster);
     let mut admin = cluster.connect().await?;
-    let (server0, db0) = cpu();
-    sqlx::query(
-        "INSERT INTO notifications.notifications (notification_id, dedupe_key, kind, recipient, task_id, \
-           directive_number, lead_agency, title, body, notified_at) \
-         SELECT gen_random_uuid(), 'bench:' || gen_random_uuid(), 'DUE_SOON', 'so-bench', g, '534/TB-UBND', 'so-bench', \
-           'Nhiệm vụ sắp đến hạn', 'Nhiệm vụ \"Tham mưu trình HĐND tỉnh Nghị quyết hỗ trợ\" (534/TB-UBND) đến hạn ngày 04/12/2026, còn 3 ngày làm việc.', now() \
-         FROM generate_series(1, $1::bigint) g",
-    )
-    .bind(burst as i64)
-    .execute(&mut admin)
-    .await?;
-    let (got_ours, took_ours) = wait_for_spread(&received, open_ours as u64 * burst, limit).await;
-    let (server1, db1) = cpu();
-    let ours_cpu = (server1 - server0) + (db1 - db0);
-    let ours_rate = got_ours as f64 / ours_cpu.max(0.01);
-    println!(
-        "  dondoc notifications: {got_ours} deliveries in {:.3} s (first to last), {:.2} server + {:.2} db CPU-s",
-        took_ours.as_secs_f64(),
-        server1 - server0,
-        db1 - db0
-    );
+    let mut fan_ours = FanOut::default();
+    for _ in 0..bursts {
+        received.store(0, Ordering::Relaxed);
+        let cpu0 = cpu();
+        sqlx::query(
+            "INSERT INTO notifications.notifications (notification_id, dedupe_key, kind, recipient, task_id, \
+               directive_number, lead_agency, title, body, notified_at) \
+             SELECT gen_random_uuid(), 'bench:' || gen_random_uuid(), 'DUE_SOON', 'so-bench', g, '534/TB-UBND', 'so-bench', \
+               'Nhiệm vụ sắp đến hạn', 'Nhiệm vụ \"Tham mưu trình HĐND tỉnh Nghị quyết hỗ trợ\" (534/TB-UBND) đến hạn ngày 04/12/2026, còn 3 ngày làm việc.', now() \
+             FROM generate_series(1, $1::bigint) g",
+        )
+        .bind(burst as i64)
+        .execute(&mut admin)
+        .await?;
+        let (got, took) = wait_for_spread(&received, open_ours as u64 * burst, limit).await;
+        fan_ours.add(got, took, cpu() - cpu0);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("  dondoc notifications (server and PostgreSQL): {fan_ours}");
     drop(ours.child);
     Ok(vec![
         Row::info(
@@ -958,16 +998,18 @@ pub async fn subscribers(args: &Args) -> anyhow::Result<Vec<Row>> {
         Row::info(S, "idle CPU of the stream server", idle_cpu, 0.0, "cores"),
         Row::info(
             S,
-            format!("fan-out: burst of {burst} to every stream, first to last delivery"),
-            took_ours.as_secs_f64(),
-            took_ref.as_secs_f64(),
+            format!(
+                "fan-out: burst of {burst} to every stream, first to last delivery (mean of {bursts})"
+            ),
+            fan_ours.mean_spread(),
+            fan_ref.mean_spread(),
             "s",
         ),
         Row::new(
             S,
-            "fan-out deliveries per CPU-second",
-            ours_rate,
-            ref_rate,
+            format!("fan-out deliveries per CPU-second ({bursts} bursts)"),
+            fan_ours.rate(),
+            fan_ref.rate(),
             "msg/core-s",
             ">= 0.8x broadcast",
             |_, _, r| r >= 0.8,

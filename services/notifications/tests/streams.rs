@@ -52,13 +52,24 @@ async fn every_stream_gets_what_it_wants_once_and_in_order() {
         Cursor::START,
         r.shutdown.clone(),
     ));
+    // Filed under one recipient, but not everything of it: it is offered
+    // whole pages and picks what it wants.
+    let mut overdue_of_finance = Box::pin(r.hub.stream(
+        StreamFilter {
+            kinds: vec!["OVERDUE".into()],
+            ..for_recipient("so-tc")
+        },
+        Cursor::START,
+        r.shutdown.clone(),
+    ));
     for s in labour.iter_mut() {
         assert!(caught_up(s).await.is_empty());
     }
+    assert!(caught_up(&mut overdue_of_finance).await.is_empty());
     assert!(caught_up(&mut finance).await.is_empty());
     assert!(caught_up(&mut everyone).await.is_empty());
     assert!(caught_up(&mut key_tasks_of_both).await.is_empty());
-    assert_eq!(r.hub.streams(), 43);
+    assert_eq!(r.hub.streams(), 44);
 
     // A transaction that writes first but commits last: nothing after it
     // may be served before it, or it would be skipped.
@@ -100,6 +111,7 @@ async fn every_stream_gets_what_it_wants_once_and_in_order() {
         ["l1", "f1", "l2", "x1", "l3", "f2"]
     );
     assert_eq!(take(&mut key_tasks_of_both, 3).await, ["f1", "l2", "f2"]);
+    assert_eq!(take(&mut overdue_of_finance, 2).await, ["f1", "f2"]);
 
     // Nothing more, and no duplicate, on any stream once the log is quiet:
     // the next item each one yields is the one written now.
@@ -117,11 +129,19 @@ async fn every_stream_gets_what_it_wants_once_and_in_order() {
     }
     assert_eq!(take(&mut finance, 1).await, ["f3"]);
     assert_eq!(take(&mut everyone, 2).await, ["l4", "f3"]);
+    write(
+        &pool,
+        &r.wake,
+        &[notification("f4", "so-tc", "OVERDUE", false)],
+    )
+    .await;
+    assert_eq!(take(&mut overdue_of_finance, 1).await, ["f4"], "not f3");
 
     drop(labour);
     drop(finance);
     drop(everyone);
     drop(key_tasks_of_both);
+    drop(overdue_of_finance);
     assert_eq!(r.hub.streams(), 0, "closed streams leave the hub");
     r.shutdown.cancel();
 }
@@ -168,6 +188,70 @@ async fn a_stream_that_falls_behind_catches_up_from_the_database() {
     .await;
     assert_eq!(take(&mut slow, 1).await, ["after"]);
     assert_eq!(take(&mut prompt, 1).await, ["after"]);
+    r.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn the_buffer_counts_what_a_stream_selects_not_what_the_hub_read() {
+    let pool = pool().await;
+    // Room for two waiting notifications; the hub hands streams whole pages.
+    let r = running_hub(&pool, 2).await;
+    let mut finance = Box::pin(r.hub.stream(
+        for_recipient("so-tc"),
+        Cursor::START,
+        r.shutdown.clone(),
+    ));
+    let mut labour = Box::pin(r.hub.stream(
+        for_recipient("so-ldtbxh"),
+        Cursor::START,
+        r.shutdown.clone(),
+    ));
+    // Filed under both recipients, and never polled until the end.
+    let mut both = Box::pin(r.hub.stream(
+        StreamFilter {
+            recipients: Some(vec!["so-ldtbxh".into(), "so-tc".into()]),
+            ..Default::default()
+        },
+        Cursor::START,
+        r.shutdown.clone(),
+    ));
+    caught_up(&mut finance).await;
+    caught_up(&mut labour).await;
+    caught_up(&mut both).await;
+
+    // One page of ten, two of them for `both`: they fill its buffer, the
+    // eight for someone else do not count, nor does the page count twice
+    // for being offered under two recipients.
+    let mut page: Vec<_> = (0..8)
+        .map(|i| notification(&format!("x{i}"), "so-xd", "DUE_SOON", false))
+        .collect();
+    page.insert(3, notification("f1", "so-tc", "DUE_SOON", false));
+    page.push(notification("l1", "so-ldtbxh", "DUE_SOON", false));
+    write(&pool, &r.wake, &page).await;
+    assert_eq!(take(&mut finance, 1).await, ["f1"]);
+    assert_eq!(take(&mut labour, 1).await, ["l1"]);
+    assert_eq!(r.hub.streams(), 3, "no stream was let go");
+
+    // A third one waiting is one too many: `both` is let go.
+    write(
+        &pool,
+        &r.wake,
+        &[notification("l2", "so-ldtbxh", "DUE_SOON", false)],
+    )
+    .await;
+    assert_eq!(take(&mut labour, 1).await, ["l2"]);
+    assert_eq!(r.hub.streams(), 2, "the full stream was let go");
+    // It drains what it had, catches up from the database and is back.
+    assert_eq!(take(&mut both, 3).await, ["f1", "l1", "l2"]);
+    write(
+        &pool,
+        &r.wake,
+        &[notification("f2", "so-tc", "DUE_SOON", false)],
+    )
+    .await;
+    assert_eq!(take(&mut both, 1).await, ["f2"]);
+    assert_eq!(take(&mut finance, 1).await, ["f2"]);
+    assert_eq!(r.hub.streams(), 3);
     r.shutdown.cancel();
 }
 

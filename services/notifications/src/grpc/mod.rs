@@ -2,6 +2,7 @@
 
 mod notifications;
 pub(crate) mod subscriptions;
+mod wire;
 
 use std::sync::Arc;
 

@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use dondoc_contracts::common::v1::Checkpoint;
 use dondoc_contracts::notifications::v1::notification_service_server::NotificationService;
-use dondoc_contracts::notifications::v1::{self as pb, subscribe_response::Item, *};
+use dondoc_contracts::notifications::v1::{self as pb, *};
 use dondoc_errors::Error;
 use dondoc_events::{Cursor, Followed};
 use dondoc_identity::{Principal, principal};
@@ -16,20 +15,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 
-use bytes::{BufMut, Bytes};
 use dondoc_contracts::notifications::v1::notification_service_server::NotificationServiceServer;
 use dondoc_contracts::service_names;
-use dondoc_time::Clock;
-use futures::{Stream, StreamExt};
-use prost::Message;
-use tonic::codec::{Codec, EncodeBuf, Encoder};
-use tonic::server::{NamedService, ServerStreamingService};
+use futures::StreamExt;
+use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
-use tonic_prost::ProstDecoder;
 
+use super::wire;
 use crate::State;
 use crate::domain::subscription::{self, Filter, Scope};
-use crate::hub::StreamedNotification;
 use crate::storage::notifications::{self, StoredNotification, StreamFilter};
 use crate::storage::subscriptions;
 
@@ -45,7 +39,7 @@ fn kind_to_pb(kind: &str) -> i32 {
         .unwrap_or(pb::NotificationKind::Unspecified) as i32
 }
 
-fn to_pb(n: &StoredNotification) -> Notification {
+pub(super) fn to_pb(n: &StoredNotification) -> Notification {
     Notification {
         name: format!("notifications/{}", n.notification_id),
         notification_id: n.notification_id.to_string(),
@@ -88,40 +82,10 @@ fn scoped_agency(principal: &Principal, requested: &str, field: &str) -> Result<
     }
 }
 
-/// A stream message: a notification or a checkpoint.
-fn response(item: &Followed<Arc<StreamedNotification>>, clock: &Clock) -> SubscribeResponse {
-    match item {
-        Followed::Item(_, n) => SubscribeResponse {
-            item: Some(Item::Notification(to_pb(n))),
-        },
-        Followed::Checkpoint(cursor) => SubscribeResponse {
-            item: Some(Item::Checkpoint(Checkpoint {
-                cursor: cursor.to_string(),
-                time: Some(timestamp(clock.now())),
-            })),
-        },
-    }
-}
-
-/// A stream message, encoded: a notification dispatched to many streams
-/// is encoded once.
-fn wire_response(item: &Followed<Arc<StreamedNotification>>, clock: &Clock) -> Bytes {
-    match item {
-        Followed::Item(_, n) => n.wire(|_| response(item, clock).encode_to_vec().into()),
-        Followed::Checkpoint(_) => response(item, clock).encode_to_vec().into(),
-    }
-}
-
 impl Notifications {
     /// The stream a Subscribe call asks for: its filter within the caller's
     /// scope, started at a resume point checked against the horizon.
-    async fn open_stream(
-        &self,
-        request: Request<SubscribeRequest>,
-    ) -> Result<
-        impl Stream<Item = Result<Followed<Arc<StreamedNotification>>, sqlx::Error>> + Send + 'static,
-        Error,
-    > {
+    async fn open_stream(&self, request: Request<SubscribeRequest>) -> Result<wire::Source, Error> {
         let principal = principal(&request)?;
         let request = request.into_inner();
         let filter = if request.subscription.is_empty() {
@@ -137,23 +101,11 @@ impl Notifications {
         let after = Cursor::parse_field(&request.after_cursor, "after_cursor")?;
         let state = &self.0;
         let start = state.hub.resume_point(after).await?;
-        Ok(state.hub.stream(filter, start, state.shutdown.clone()))
-    }
-
-    /// The stream of a Subscribe call in wire form (see [`SubscribeRoute`]).
-    async fn open_wire_stream(
-        &self,
-        request: Request<SubscribeRequest>,
-    ) -> Result<ResponseStream<Bytes>, Status> {
-        let clock = self.0.clock.clone();
-        let stream = self
-            .open_stream(request)
-            .await?
-            .map(move |item| match item {
-                Ok(item) => Ok(wire_response(&item, &clock)),
-                Err(e) => Err(Status::from(dondoc_database::storage_error(e))),
-            });
-        Ok(Box::pin(stream))
+        Ok(Box::pin(state.hub.pages(
+            filter,
+            start,
+            state.shutdown.clone(),
+        )))
     }
 
     /// The stream filter of a saved subscription: its filter within the
@@ -214,18 +166,26 @@ impl Notifications {
 impl NotificationService for Notifications {
     type SubscribeStream = ResponseStream<SubscribeResponse>;
 
+    /// Served by [`NotificationRoutes`] in wire form; this is the same
+    /// stream message by message, for callers of the generated server.
     async fn subscribe(
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let clock = self.0.clock.clone();
-        let stream = self
-            .open_stream(request)
-            .await?
-            .map(move |item| match item {
-                Ok(item) => Ok(response(&item, &clock)),
-                Err(e) => Err(Status::from(dondoc_database::storage_error(e))),
-            });
+        let stream = self.open_stream(request).await?.flat_map(move |page| {
+            let messages: Vec<Result<SubscribeResponse, Status>> = match page {
+                Ok(Followed::Item(_, items)) => items
+                    .iter()
+                    .map(|n| Ok(wire::notification_message(n)))
+                    .collect(),
+                Ok(Followed::Checkpoint(cursor)) => {
+                    vec![Ok(wire::checkpoint_message(cursor, &clock))]
+                }
+                Err(e) => vec![Err(Status::from(dondoc_database::storage_error(e)))],
+            };
+            futures::stream::iter(messages)
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -353,100 +313,15 @@ impl tower::Service<http::Request<tonic::body::Body>> for NotificationRoutes {
         if request.uri().path() != SUBSCRIBE_PATH {
             return Box::pin(self.generated.call(request));
         }
-        let route = SubscribeRoute(Notifications(self.state.clone()));
+        let handler = Notifications(self.state.clone());
         Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(WireCodec);
-            Ok(grpc.server_streaming(route, request).await)
+            let opened = match wire::request(request).await {
+                Ok(request) => handler.open_stream(request).await.map_err(Status::from),
+                Err(status) => Err(status),
+            };
+            Ok(wire::response(opened, handler.0.clock.clone()))
         })
     }
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-/// `Subscribe` with pre-encoded responses.
-struct SubscribeRoute(Notifications);
-
-impl ServerStreamingService<SubscribeRequest> for SubscribeRoute {
-    type Response = Bytes;
-    type ResponseStream = ResponseStream<Bytes>;
-    type Future = BoxFuture<Result<Response<Self::ResponseStream>, Status>>;
-
-    fn call(&mut self, request: Request<SubscribeRequest>) -> Self::Future {
-        let handler = Notifications(self.0.0.clone());
-        Box::pin(async move { handler.open_wire_stream(request).await.map(Response::new) })
-    }
-}
-
-/// Decodes `SubscribeRequest` with prost; sends responses as encoded.
-#[derive(Debug, Clone, Copy)]
-struct WireCodec;
-
-impl Codec for WireCodec {
-    type Encode = Bytes;
-    type Decode = SubscribeRequest;
-    type Encoder = WireEncoder;
-    type Decoder = ProstDecoder<SubscribeRequest>;
-
-    fn encoder(&mut self) -> WireEncoder {
-        WireEncoder
-    }
-
-    fn decoder(&mut self) -> ProstDecoder<SubscribeRequest> {
-        ProstDecoder::default()
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct WireEncoder;
-
-impl Encoder for WireEncoder {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::{TimeZone, Utc};
-
-    use super::*;
-
-    #[test]
-    fn the_wire_form_is_the_message_form_encoded_once_per_notification() {
-        let clock = Clock::manual(Utc.with_ymd_and_hms(2026, 11, 20, 1, 0, 0).unwrap());
-        let cursor = Cursor { tx: 900, id: 7 };
-        let n = StreamedNotification::new(StoredNotification {
-            cursor,
-            id: 7,
-            notification_id: uuid::Uuid::now_v7(),
-            kind: "DUE_SOON".into(),
-            recipient: "so-ldtbxh".into(),
-            task_id: Some(42),
-            directive_number: "534/TB-UBND".into(),
-            directive: "directives/3".into(),
-            lead_agency: "so-ldtbxh".into(),
-            due_date: chrono::NaiveDate::from_ymd_opt(2026, 12, 4),
-            key_task: true,
-            title: "Nhiệm vụ sắp đến hạn".into(),
-            body: "Còn 3 ngày làm việc.".into(),
-            notified_at: clock.now(),
-            read: false,
-        });
-        for item in [
-            Followed::Item(cursor, n.clone()),
-            Followed::Checkpoint(cursor),
-        ] {
-            let wire = wire_response(&item, &clock);
-            let decoded = SubscribeResponse::decode(wire).unwrap();
-            assert_eq!(decoded, response(&item, &clock));
-        }
-        // The notification's bytes are kept and shared, not encoded again.
-        let first = wire_response(&Followed::Item(cursor, n.clone()), &clock);
-        let second = wire_response(&Followed::Item(cursor, n), &clock);
-        assert_eq!(first.as_ptr(), second.as_ptr());
-    }
-}

@@ -182,6 +182,15 @@ impl StreamFilter {
             && (!self.key_tasks_only || n.key_task)
             && (self.directive.is_empty() || self.directive == n.directive)
     }
+
+    /// Whether the filter selects every notification of one recipient and
+    /// nothing else.
+    pub fn selects_everything_for_one_recipient(&self) -> bool {
+        self.recipients.as_ref().is_some_and(|list| list.len() == 1)
+            && self.kinds.is_empty()
+            && !self.key_tasks_only
+            && self.directive.is_empty()
+    }
 }
 
 /// Reads a recipient's notifications after `after`, gap-free.
