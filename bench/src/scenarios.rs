@@ -854,23 +854,23 @@ pub async fn subscribers(args: &Args) -> anyhow::Result<Vec<Row>> {
     let streams = if args.quick { 1_000 } else { 20_000 };
     let burst: u64 = if args.quick { 10 } else { 20 };
     // One burst is about a fifth of a CPU-second, near the resolution of
-    // /proc's CPU times (10 ms) and within the machine's noise: each server
-    // gets several bursts in a row, and the figure is their sum.
-    let bursts: u32 = if args.quick { 2 } else { 5 };
+    // /proc's CPU times (10 ms) and within the machine's noise: the two
+    // servers take turns, several bursts each, and each figure is a sum.
+    let bursts: u32 = if args.quick { 2 } else { 6 };
     let per_conn = 100;
     let limit = Duration::from_secs(60);
 
     // The reference.
     let reference = spawn_child(&["serve-broadcast".into()]).await?;
     let rss0 = load::rss_kib(reference.pid);
-    let received = Arc::new(AtomicU64::new(0));
+    let received_ref = Arc::new(AtomicU64::new(0));
     let call = RawCall::new(SUBSCRIBE_PATH, &npb::SubscribeRequest::default(), &[]);
     let (open_ref, _) = open_streams(
         reference.addr,
         &call,
         streams,
         per_conn,
-        received.clone(),
+        received_ref.clone(),
         Arc::new(AtomicU64::new(0)),
         limit,
     )
@@ -882,29 +882,6 @@ pub async fn subscribers(args: &Args) -> anyhow::Result<Vec<Row>> {
         "  broadcast reference: {open_ref} streams, {:.0} B/stream",
         ref_per_stream
     );
-    let publish = RawCall::new(PUBLISH_PATH, &npb::SubscribeRequest::default(), &[]);
-    let ch = load::connections(reference.addr, 1).await?;
-    let mut fan_ref = FanOut::default();
-    for _ in 0..bursts {
-        received.store(0, Ordering::Relaxed);
-        let cpu0 = load::process_tree_cpu_seconds(reference.pid);
-        publish
-            .send_with(
-                &ch[0],
-                Bytes::copy_from_slice(&(burst as u32).to_be_bytes()),
-            )
-            .await?;
-        let (got, took) = wait_for_spread(&received, open_ref as u64 * burst, limit).await;
-        fan_ref.add(
-            got,
-            took,
-            load::process_tree_cpu_seconds(reference.pid) - cpu0,
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    println!("  broadcast reference: {fan_ref}");
-    drop(reference.child);
-
     // dondoc's notification service.
     let cluster = Cluster::start(false).await?;
     let options = cluster.cluster.options();
@@ -958,8 +935,26 @@ pub async fn subscribers(args: &Args) -> anyhow::Result<Vec<Row>> {
     let cpu =
         || load::process_tree_cpu_seconds(ours.pid) + load::process_tree_cpu_seconds(postmaster);
     let mut admin = cluster.connect().await?;
-    let mut fan_ours = FanOut::default();
+    let publish = RawCall::new(PUBLISH_PATH, &npb::SubscribeRequest::default(), &[]);
+    let ch = load::connections(reference.addr, 1).await?;
+    let (mut fan_ref, mut fan_ours) = (FanOut::default(), FanOut::default());
     for _ in 0..bursts {
+        received_ref.store(0, Ordering::Relaxed);
+        let cpu0 = load::process_tree_cpu_seconds(reference.pid);
+        publish
+            .send_with(
+                &ch[0],
+                Bytes::copy_from_slice(&(burst as u32).to_be_bytes()),
+            )
+            .await?;
+        let (got, took) = wait_for_spread(&received_ref, open_ref as u64 * burst, limit).await;
+        fan_ref.add(
+            got,
+            took,
+            load::process_tree_cpu_seconds(reference.pid) - cpu0,
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
         received.store(0, Ordering::Relaxed);
         let cpu0 = cpu();
         sqlx::query(
@@ -976,7 +971,9 @@ pub async fn subscribers(args: &Args) -> anyhow::Result<Vec<Row>> {
         fan_ours.add(got, took, cpu() - cpu0);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    println!("  broadcast reference: {fan_ref}");
     println!("  dondoc notifications (server and PostgreSQL): {fan_ours}");
+    drop(reference.child);
     drop(ours.child);
     Ok(vec![
         Row::info(

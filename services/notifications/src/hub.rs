@@ -24,7 +24,7 @@
 //! CPU-second this way (BENCHMARKS.md, round 6).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
@@ -100,18 +100,21 @@ struct Shared {
 }
 
 /// Who wants what. `position`: every notification at or before it has been
-/// offered to every route registered at the time.
+/// offered to every route registered at the time. `closed`: the hub has
+/// stopped, and streams end rather than register.
 #[derive(Debug, Default)]
 struct Routes {
     position: Cursor,
+    closed: bool,
     next_id: u64,
     by_recipient: HashMap<String, HashMap<u64, Route>>,
     every_recipient: HashMap<u64, Route>,
 }
 
 /// A registered stream as the hub sees it. The channel is unbounded in
-/// pages; `waiting` bounds it in notifications (the ones the filter selects),
-/// which is what the buffer is about.
+/// mail; `waiting` bounds it in notifications (the ones the filter selects),
+/// which is what the buffer is about, and `quiet_pending` to one quiet
+/// check at a time.
 #[derive(Debug, Clone)]
 struct Route {
     filter: Arc<StreamFilter>,
@@ -120,21 +123,26 @@ struct Route {
     /// The filter selects everything for its one recipient: all of the
     /// part is selected, without asking the filter.
     whole_recipient: bool,
-    sender: mpsc::UnboundedSender<Notifications>,
+    sender: mpsc::UnboundedSender<Mail>,
     waiting: Arc<AtomicUsize>,
+    quiet_pending: Arc<AtomicBool>,
 }
 
-/// What woke a live stream.
-enum Next {
-    Stop,
-    Page(Option<Notifications>),
+/// What the hub sends a live stream. A stream waits on its channel alone:
+/// the checkpoint timer and the shutdown signal come from the hub too,
+/// because polling a timer and a cancellation token (whose every poll takes
+/// a lock all streams share) at each wake-up cost a tenth of a fan-out.
+enum Mail {
+    Page(Notifications),
+    /// A checkpoint interval has passed.
     Quiet,
 }
 
-/// A stream's end of its route: the pages dispatched to it.
+/// A stream's end of its route: the mail dispatched to it.
 struct Inbox {
-    receiver: mpsc::UnboundedReceiver<Notifications>,
+    receiver: mpsc::UnboundedReceiver<Mail>,
     waiting: Arc<AtomicUsize>,
+    quiet_pending: Arc<AtomicBool>,
     filter: Arc<StreamFilter>,
 }
 
@@ -241,9 +249,16 @@ impl Hub {
     /// Follows the log until `shutdown`: reads after the hub's position
     /// when woken or every poll interval, dispatches, moves the position.
     /// A failed read is retried from the same position: nothing is skipped.
+    /// Every checkpoint interval it tells each stream (see [`Hub::pages`]);
+    /// on `shutdown` it closes, which ends every stream.
     pub async fn run(self, wake: Wake, shutdown: CancellationToken) {
         let everything = StreamFilter::default();
         let settings = self.shared.follow.clone();
+        let mut quiet = tokio::time::interval_at(
+            Instant::now() + settings.checkpoint_interval,
+            settings.checkpoint_interval,
+        );
+        quiet.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let notified = wake.notified();
             tokio::pin!(notified);
@@ -268,12 +283,49 @@ impl Hub {
                     tracing::warn!(error = %e, "reading notifications for streams failed; retrying");
                 }
             }
-            tokio::select! {
-                _ = &mut notified => {}
-                _ = tokio::time::sleep(settings.poll_interval) => {}
-                _ = shutdown.cancelled() => break,
+            let poll = tokio::time::sleep(settings.poll_interval);
+            tokio::pin!(poll);
+            loop {
+                tokio::select! {
+                    _ = &mut notified => break,
+                    _ = &mut poll => break,
+                    _ = quiet.tick() => self.quiet(),
+                    _ = shutdown.cancelled() => {
+                        self.close();
+                        return;
+                    }
+                }
             }
         }
+    }
+
+    /// Tells every stream that a checkpoint interval has passed, unless it
+    /// has not yet read the previous one.
+    fn quiet(&self) {
+        // Sent after the lock is released: the streams that wake up read
+        // the hub's position, under the same lock.
+        let senders: Vec<_> = {
+            let routes = self.shared.lock();
+            let every = routes.by_recipient.values().flat_map(|map| map.values());
+            every
+                .chain(routes.every_recipient.values())
+                // A route filed under several recipients is told once.
+                .filter(|route| !route.quiet_pending.swap(true, Ordering::AcqRel))
+                .map(|route| route.sender.clone())
+                .collect()
+        };
+        for sender in senders {
+            let _ = sender.send(Mail::Quiet);
+        }
+    }
+
+    /// Stops: every stream ends once it has sent what it was given, and
+    /// none registers any more.
+    fn close(&self) {
+        let mut routes = self.shared.lock();
+        routes.closed = true;
+        routes.by_recipient.clear();
+        routes.every_recipient.clear();
     }
 
     /// Offers each recipient's part of the page to the routes of that one
@@ -308,7 +360,7 @@ impl Hub {
                     return;
                 }
                 let waiting = route.waiting.fetch_add(selected, Ordering::AcqRel) + selected;
-                if waiting > buffer || route.sender.send(items.clone()).is_err() {
+                if waiting > buffer || route.sender.send(Mail::Page(items.clone())).is_err() {
                     dropped.insert(id, route.filter.clone());
                 }
             };
@@ -354,18 +406,23 @@ impl Hub {
     }
 
     /// Registers a stream and returns its channel with the hub's position
-    /// at that moment, in one step.
-    fn register(&self, filter: &Arc<StreamFilter>) -> (Inbox, Cursor, Registration) {
+    /// at that moment, in one step; `None` once the hub has closed.
+    fn register(&self, filter: &Arc<StreamFilter>) -> Option<(Inbox, Cursor, Registration)> {
         let (sender, receiver) = mpsc::unbounded_channel();
         let waiting = Arc::new(AtomicUsize::new(0));
+        let quiet_pending = Arc::new(AtomicBool::new(false));
         let route = Route {
             filter: filter.clone(),
             one_recipient: filter.recipients.as_ref().is_some_and(|l| l.len() == 1),
             whole_recipient: filter.selects_everything_for_one_recipient(),
             sender,
             waiting: waiting.clone(),
+            quiet_pending: quiet_pending.clone(),
         };
         let mut routes = self.shared.lock();
+        if routes.closed {
+            return None;
+        }
         let id = routes.next_id;
         routes.next_id += 1;
         match &filter.recipients {
@@ -392,9 +449,10 @@ impl Hub {
         let inbox = Inbox {
             receiver,
             waiting,
+            quiet_pending,
             filter: filter.clone(),
         };
-        (inbox, position, registration)
+        Some((inbox, position, registration))
     }
 
     /// One catch-up read, when its turn comes. Boxed after the turn comes,
@@ -436,10 +494,9 @@ impl Hub {
         &self,
         filter: StreamFilter,
         start: Cursor,
-        shutdown: CancellationToken,
     ) -> impl Stream<Item = Result<Followed<Arc<StreamedNotification>>, sqlx::Error>> + Send + 'static
     {
-        self.pages(filter, start, shutdown).flat_map(|page| {
+        self.pages(filter, start).flat_map(|page| {
             let items: Vec<_> = match page {
                 Ok(Followed::Item(_, items)) => items
                     .iter()
@@ -455,32 +512,24 @@ impl Hub {
     /// A stream of the notifications `filter` selects after `start`: every
     /// one once, in log order, as many at a time as arrived together, with
     /// a checkpoint when first caught up and whenever it has been quiet for
-    /// the checkpoint interval (checked once per interval, so after one to
-    /// two intervals of quiet). Ends on `shutdown` or with the first failed
-    /// catch-up read.
+    /// the checkpoint interval (checked at the hub's ticks, once per
+    /// interval, so after one to two intervals of quiet). Ends when the hub
+    /// stops (its `shutdown`) or with the first failed catch-up read.
     pub fn pages(
         &self,
         filter: StreamFilter,
         start: Cursor,
-        shutdown: CancellationToken,
     ) -> impl Stream<Item = Result<Followed<Notifications>, sqlx::Error>> + Send + 'static {
         let hub = self.clone();
         let filter = Arc::new(filter);
         async_stream::try_stream! {
-            let interval = hub.shared.follow.checkpoint_interval;
             let batch = hub.shared.follow.batch;
             let mut cursor = start;
             let mut caught_up_once = false;
-            // Made once per stream, not per message: the shutdown signal and
-            // the checkpoint timer, re-armed only when it fires (a stream
-            // that sent something since it was armed is not quiet yet).
-            let stop = shutdown.cancelled_owned();
-            tokio::pin!(stop);
-            let quiet = tokio::time::sleep(interval);
-            tokio::pin!(quiet);
-            let mut sent_since_armed = false;
-            'attach: loop {
-                let (mut inbox, hub_position, _registration) = hub.register(&filter);
+            // Whether the stream sent something since the hub's last quiet
+            // tick: only a stream quiet for a whole interval checkpoints.
+            let mut sent_since_tick = false;
+            'attach: while let Some((mut inbox, hub_position, _registration)) = hub.register(&filter) {
                 // Catch up from the database to at least where the hub was
                 // when this stream registered; the channel has the rest.
                 loop {
@@ -493,7 +542,7 @@ impl Hub {
                     cursor = cursor.max(page.scanned_to);
                     if let Some(last) = items.last() {
                         cursor = cursor.max(last.cursor);
-                        sent_since_armed = true;
+                        sent_since_tick = true;
                         yield Followed::Item(last.cursor, items);
                     }
                     if !page.full && cursor >= hub_position {
@@ -502,35 +551,26 @@ impl Hub {
                 }
                 if !caught_up_once {
                     caught_up_once = true;
-                    sent_since_armed = false;
-                    quiet.as_mut().reset(Instant::now() + interval);
+                    // The first tick may come at once: it only starts the
+                    // interval.
+                    sent_since_tick = true;
                     yield Followed::Checkpoint(cursor);
                 }
-                loop {
-                    // Waiting pages first: checking the shutdown signal on
-                    // every page is measurable in a fan-out, and the hub
-                    // stops dispatching on shutdown anyway.
-                    let next = tokio::select! {
-                        biased;
-                        page = inbox.receiver.recv() => Next::Page(page),
-                        _ = &mut stop => Next::Stop,
-                        _ = &mut quiet => Next::Quiet,
-                    };
-                    match next {
-                        Next::Stop => break 'attach,
-                        Next::Page(Some(page)) => {
+                // Ends when the hub lets the stream go (its buffer filled:
+                // catch up again) or closes (`register` says so).
+                while let Some(mail) = inbox.receiver.recv().await {
+                    match mail {
+                        Mail::Page(page) => {
                             let items = inbox.take(&page, cursor);
                             if let Some(last) = items.last() {
                                 cursor = last.cursor;
-                                sent_since_armed = true;
+                                sent_since_tick = true;
                                 yield Followed::Item(cursor, items);
                             }
                         }
-                        // Let go by the hub (buffer full): catch up again.
-                        Next::Page(None) => continue 'attach,
-                        Next::Quiet => {
-                            quiet.as_mut().reset(Instant::now() + interval);
-                            if std::mem::take(&mut sent_since_armed) {
+                        Mail::Quiet => {
+                            inbox.quiet_pending.store(false, Ordering::Release);
+                            if std::mem::take(&mut sent_since_tick) {
                                 continue;
                             }
                             // Read the hub's position first, then take
@@ -538,12 +578,15 @@ impl Hub {
                             let position = hub.position();
                             loop {
                                 match inbox.receiver.try_recv() {
-                                    Ok(page) => {
+                                    Ok(Mail::Page(page)) => {
                                         let items = inbox.take(&page, cursor);
                                         if let Some(last) = items.last() {
                                             cursor = last.cursor;
                                             yield Followed::Item(cursor, items);
                                         }
+                                    }
+                                    Ok(Mail::Quiet) => {
+                                        inbox.quiet_pending.store(false, Ordering::Release);
                                     }
                                     Err(TryRecvError::Empty) => break,
                                     Err(TryRecvError::Disconnected) => continue 'attach,

@@ -29,8 +29,7 @@ async fn a_failed_read_of_the_hub_is_retried_from_the_same_position() {
     let wake = Wake::new();
     let shutdown = CancellationToken::new();
     tokio::spawn(hub.clone().run(wake.clone(), shutdown.clone()));
-    let mut stream =
-        Box::pin(hub.stream(for_recipient("so-ldtbxh"), Cursor::START, shutdown.clone()));
+    let mut stream = Box::pin(hub.stream(for_recipient("so-ldtbxh"), Cursor::START));
     assert!(caught_up(&mut stream).await.is_empty());
 
     // Committed, but the hub is not told: it has not read it yet.

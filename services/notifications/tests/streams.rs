@@ -24,24 +24,10 @@ async fn every_stream_gets_what_it_wants_once_and_in_order() {
     let pool = pool().await;
     let r = running_hub(&pool, 1024).await;
     let mut labour: Vec<_> = (0..40)
-        .map(|_| {
-            Box::pin(r.hub.stream(
-                for_recipient("so-ldtbxh"),
-                Cursor::START,
-                r.shutdown.clone(),
-            ))
-        })
+        .map(|_| Box::pin(r.hub.stream(for_recipient("so-ldtbxh"), Cursor::START)))
         .collect();
-    let mut finance = Box::pin(r.hub.stream(
-        for_recipient("so-tc"),
-        Cursor::START,
-        r.shutdown.clone(),
-    ));
-    let mut everyone = Box::pin(r.hub.stream(
-        StreamFilter::default(),
-        Cursor::START,
-        r.shutdown.clone(),
-    ));
+    let mut finance = Box::pin(r.hub.stream(for_recipient("so-tc"), Cursor::START));
+    let mut everyone = Box::pin(r.hub.stream(StreamFilter::default(), Cursor::START));
     let mut key_tasks_of_both = Box::pin(r.hub.stream(
         StreamFilter {
             recipients: Some(vec!["so-ldtbxh".into(), "so-tc".into()]),
@@ -50,17 +36,15 @@ async fn every_stream_gets_what_it_wants_once_and_in_order() {
             directive: "directives/7".into(),
         },
         Cursor::START,
-        r.shutdown.clone(),
     ));
     // Filed under one recipient, but not everything of it: it is offered
-    // whole pages and picks what it wants.
+    // its recipient's part of each page and picks what it wants.
     let mut overdue_of_finance = Box::pin(r.hub.stream(
         StreamFilter {
             kinds: vec!["OVERDUE".into()],
             ..for_recipient("so-tc")
         },
         Cursor::START,
-        r.shutdown.clone(),
     ));
     for s in labour.iter_mut() {
         assert!(caught_up(s).await.is_empty());
@@ -151,16 +135,8 @@ async fn a_stream_that_falls_behind_catches_up_from_the_database() {
     let pool = pool().await;
     // Room for two waiting notifications only.
     let r = running_hub(&pool, 2).await;
-    let mut slow = Box::pin(r.hub.stream(
-        for_recipient("so-ldtbxh"),
-        Cursor::START,
-        r.shutdown.clone(),
-    ));
-    let mut prompt = Box::pin(r.hub.stream(
-        for_recipient("so-ldtbxh"),
-        Cursor::START,
-        r.shutdown.clone(),
-    ));
+    let mut slow = Box::pin(r.hub.stream(for_recipient("so-ldtbxh"), Cursor::START));
+    let mut prompt = Box::pin(r.hub.stream(for_recipient("so-ldtbxh"), Cursor::START));
     caught_up(&mut slow).await;
     caught_up(&mut prompt).await;
 
@@ -196,16 +172,8 @@ async fn the_buffer_counts_what_a_stream_selects_not_what_the_hub_read() {
     let pool = pool().await;
     // Room for two waiting notifications; the hub hands streams whole pages.
     let r = running_hub(&pool, 2).await;
-    let mut finance = Box::pin(r.hub.stream(
-        for_recipient("so-tc"),
-        Cursor::START,
-        r.shutdown.clone(),
-    ));
-    let mut labour = Box::pin(r.hub.stream(
-        for_recipient("so-ldtbxh"),
-        Cursor::START,
-        r.shutdown.clone(),
-    ));
+    let mut finance = Box::pin(r.hub.stream(for_recipient("so-tc"), Cursor::START));
+    let mut labour = Box::pin(r.hub.stream(for_recipient("so-ldtbxh"), Cursor::START));
     // Filed under both recipients, and never polled until the end.
     let mut both = Box::pin(r.hub.stream(
         StreamFilter {
@@ -213,7 +181,6 @@ async fn the_buffer_counts_what_a_stream_selects_not_what_the_hub_read() {
             ..Default::default()
         },
         Cursor::START,
-        r.shutdown.clone(),
     ));
     caught_up(&mut finance).await;
     caught_up(&mut labour).await;
@@ -271,11 +238,7 @@ async fn a_stream_resumes_after_its_cursor_and_starts_at_the_beginning_without_o
     // The hub starts after these were written: streams read them from
     // the database.
     let r = running_hub(&pool, 1024).await;
-    let mut from_start = Box::pin(r.hub.stream(
-        for_recipient("so-ldtbxh"),
-        Cursor::START,
-        r.shutdown.clone(),
-    ));
+    let mut from_start = Box::pin(r.hub.stream(for_recipient("so-ldtbxh"), Cursor::START));
     assert_eq!(caught_up(&mut from_start).await, ["a", "b"]);
 
     let first = notifications::read(&pool, "so-ldtbxh", Cursor::START, 1)
@@ -283,10 +246,7 @@ async fn a_stream_resumes_after_its_cursor_and_starts_at_the_beginning_without_o
         .unwrap()
         .items[0]
         .0;
-    let mut resumed = Box::pin(
-        r.hub
-            .stream(for_recipient("so-ldtbxh"), first, r.shutdown.clone()),
-    );
+    let mut resumed = Box::pin(r.hub.stream(for_recipient("so-ldtbxh"), first));
     assert_eq!(caught_up(&mut resumed).await, ["b"]);
 
     write(
@@ -316,7 +276,7 @@ async fn a_quiet_stream_checkpoints_past_what_its_filter_left_out() {
     let wake = Wake::new();
     let shutdown = CancellationToken::new();
     tokio::spawn(hub.clone().run(wake.clone(), shutdown.clone()));
-    let mut stream = Box::pin(hub.stream(for_recipient("so-tc"), Cursor::START, shutdown.clone()));
+    let mut stream = Box::pin(hub.stream(for_recipient("so-tc"), Cursor::START));
     caught_up(&mut stream).await;
     write(
         &pool,
@@ -350,6 +310,14 @@ async fn a_quiet_stream_checkpoints_past_what_its_filter_left_out() {
             .unwrap()
             .is_none(),
         "the stream ends on shutdown"
+    );
+    let mut late = Box::pin(hub.stream(for_recipient("so-tc"), Cursor::START));
+    assert!(
+        tokio::time::timeout(Duration::from_secs(10), late.next())
+            .await
+            .unwrap()
+            .is_none(),
+        "a stream opened after shutdown ends at once"
     );
 }
 

@@ -101,11 +101,7 @@ impl Notifications {
         let after = Cursor::parse_field(&request.after_cursor, "after_cursor")?;
         let state = &self.0;
         let start = state.hub.resume_point(after).await?;
-        Ok(Box::pin(state.hub.pages(
-            filter,
-            start,
-            state.shutdown.clone(),
-        )))
+        Ok(Box::pin(state.hub.pages(filter, start)))
     }
 
     /// The stream filter of a saved subscription: its filter within the
