@@ -818,11 +818,27 @@ struct FanOut {
 }
 
 impl FanOut {
-    fn add(&mut self, deliveries: u64, spread: Duration, cpu: f64) {
+    /// One burst, which `start` sets off: until `expected` deliveries have
+    /// arrived (or `limit`), with the server's `cpu` before and after; then
+    /// a pause, so that bursts do not overlap.
+    async fn measure(
+        &mut self,
+        received: &AtomicU64,
+        expected: u64,
+        cpu: impl Fn() -> f64,
+        start: impl std::future::Future<Output = anyhow::Result<()>>,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
+        received.store(0, Ordering::Relaxed);
+        let cpu0 = cpu();
+        start.await?;
+        let (deliveries, spread) = wait_for_spread(received, expected, limit).await;
         self.deliveries += deliveries;
         self.spread += spread;
-        self.cpu += cpu;
+        self.cpu += cpu() - cpu0;
         self.bursts += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Ok(())
     }
 
     fn rate(&self) -> f64 {
@@ -938,38 +954,37 @@ pub async fn subscribers(args: &Args) -> anyhow::Result<Vec<Row>> {
     let publish = RawCall::new(PUBLISH_PATH, &npb::SubscribeRequest::default(), &[]);
     let ch = load::connections(reference.addr, 1).await?;
     let (mut fan_ref, mut fan_ours) = (FanOut::default(), FanOut::default());
+    let insert = "INSERT INTO notifications.notifications (notification_id, dedupe_key, kind, recipient, task_id, \
+           directive_number, lead_agency, title, body, notified_at) \
+         SELECT gen_random_uuid(), 'bench:' || gen_random_uuid(), 'DUE_SOON', 'so-bench', g, '534/TB-UBND', 'so-bench', \
+           'Nhiệm vụ sắp đến hạn', 'Nhiệm vụ \"Tham mưu trình HĐND tỉnh Nghị quyết hỗ trợ\" (534/TB-UBND) đến hạn ngày 04/12/2026, còn 3 ngày làm việc.', now() \
+         FROM generate_series(1, $1::bigint) g";
+    let reference_cpu = || load::process_tree_cpu_seconds(reference.pid);
     for _ in 0..bursts {
-        received_ref.store(0, Ordering::Relaxed);
-        let cpu0 = load::process_tree_cpu_seconds(reference.pid);
-        publish
-            .send_with(
-                &ch[0],
-                Bytes::copy_from_slice(&(burst as u32).to_be_bytes()),
+        let publish = async {
+            let count = Bytes::copy_from_slice(&(burst as u32).to_be_bytes());
+            publish.send_with(&ch[0], count).await?;
+            Ok(())
+        };
+        fan_ref
+            .measure(
+                &received_ref,
+                open_ref as u64 * burst,
+                reference_cpu,
+                publish,
+                limit,
             )
             .await?;
-        let (got, took) = wait_for_spread(&received_ref, open_ref as u64 * burst, limit).await;
-        fan_ref.add(
-            got,
-            took,
-            load::process_tree_cpu_seconds(reference.pid) - cpu0,
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-
-        received.store(0, Ordering::Relaxed);
-        let cpu0 = cpu();
-        sqlx::query(
-            "INSERT INTO notifications.notifications (notification_id, dedupe_key, kind, recipient, task_id, \
-               directive_number, lead_agency, title, body, notified_at) \
-             SELECT gen_random_uuid(), 'bench:' || gen_random_uuid(), 'DUE_SOON', 'so-bench', g, '534/TB-UBND', 'so-bench', \
-               'Nhiệm vụ sắp đến hạn', 'Nhiệm vụ \"Tham mưu trình HĐND tỉnh Nghị quyết hỗ trợ\" (534/TB-UBND) đến hạn ngày 04/12/2026, còn 3 ngày làm việc.', now() \
-             FROM generate_series(1, $1::bigint) g",
-        )
-        .bind(burst as i64)
-        .execute(&mut admin)
-        .await?;
-        let (got, took) = wait_for_spread(&received, open_ours as u64 * burst, limit).await;
-        fan_ours.add(got, took, cpu() - cpu0);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let write = async {
+            sqlx::query(insert)
+                .bind(burst as i64)
+                .execute(&mut admin)
+                .await?;
+            Ok(())
+        };
+        fan_ours
+            .measure(&received, open_ours as u64 * burst, cpu, write, limit)
+            .await?;
     }
     println!("  broadcast reference: {fan_ref}");
     println!("  dondoc notifications (server and PostgreSQL): {fan_ours}");
