@@ -497,17 +497,7 @@ impl Hub {
         start: Cursor,
     ) -> impl Stream<Item = Result<Followed<Arc<StreamedNotification>>, sqlx::Error>> + Send + 'static
     {
-        self.pages(filter, start).flat_map(|page| {
-            let items: Vec<_> = match page {
-                Ok(Followed::Item(_, items)) => items
-                    .iter()
-                    .map(|n| Ok(Followed::Item(n.cursor, n.clone())))
-                    .collect(),
-                Ok(Followed::Checkpoint(cursor)) => vec![Ok(Followed::Checkpoint(cursor))],
-                Err(e) => vec![Err(e)],
-            };
-            futures::stream::iter(items)
-        })
+        one_at_a_time(self.pages(filter, start))
     }
 
     /// A stream of the notifications `filter` selects after `start`: every
@@ -601,4 +591,21 @@ impl Hub {
             }
         }
     }
+}
+
+/// The notifications of a stream of pages ([`Hub::pages`]), one at a time.
+pub fn one_at_a_time(
+    pages: impl Stream<Item = Result<Followed<Notifications>, sqlx::Error>> + Send + 'static,
+) -> impl Stream<Item = Result<Followed<Arc<StreamedNotification>>, sqlx::Error>> + Send + 'static {
+    pages.flat_map(|page| {
+        let items: Vec<_> = match page {
+            Ok(Followed::Item(_, items)) => items
+                .iter()
+                .map(|n| Ok(Followed::Item(n.cursor, n.clone())))
+                .collect(),
+            Ok(Followed::Checkpoint(cursor)) => vec![Ok(Followed::Checkpoint(cursor))],
+            Err(e) => vec![Err(e)],
+        };
+        futures::stream::iter(items)
+    })
 }

@@ -169,18 +169,11 @@ impl NotificationService for Notifications {
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let clock = self.0.clock.clone();
-        let stream = self.open_stream(request).await?.flat_map(move |page| {
-            let messages: Vec<Result<SubscribeResponse, Status>> = match page {
-                Ok(Followed::Item(_, items)) => items
-                    .iter()
-                    .map(|n| Ok(wire::notification_message(n)))
-                    .collect(),
-                Ok(Followed::Checkpoint(cursor)) => {
-                    vec![Ok(wire::checkpoint_message(cursor, &clock))]
-                }
-                Err(e) => vec![Err(Status::from(dondoc_database::storage_error(e)))],
-            };
-            futures::stream::iter(messages)
+        let pages = self.open_stream(request).await?;
+        let stream = crate::hub::one_at_a_time(pages).map(move |item| match item {
+            Ok(Followed::Item(_, n)) => Ok(wire::notification_message(&n)),
+            Ok(Followed::Checkpoint(cursor)) => Ok(wire::checkpoint_message(cursor, &clock)),
+            Err(e) => Err(Status::from(dondoc_database::storage_error(e))),
         });
         Ok(Response::new(Box::pin(stream)))
     }
