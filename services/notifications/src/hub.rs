@@ -5,7 +5,8 @@
 //! streams that want it, looked up by recipient. A stream reads PostgreSQL
 //! only to catch up: when it opens, when it resumes from a cursor, and when
 //! it fell so far behind that its buffer filled and the hub let it go. An
-//! idle stream costs a channel and a timer, not a query.
+//! idle stream costs a channel, not a query or a timer: the hub tells every
+//! stream when a checkpoint interval has passed.
 //!
 //! Why nothing is lost or doubled: a stream registers with the hub and reads
 //! the hub's position in one step, so everything the hub dispatches after
