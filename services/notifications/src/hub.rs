@@ -133,7 +133,8 @@ struct Route {
 /// What the hub sends a live stream. A stream waits on its channel alone:
 /// the checkpoint timer and the shutdown signal come from the hub too,
 /// because polling a timer and a cancellation token (whose every poll takes
-/// a lock all streams share) at each wake-up cost a tenth of a fan-out.
+/// a lock all streams share) at each wake-up cost 6–10 % of a fan-out's
+/// deliveries per CPU-second (BENCHMARKS.md, round 6).
 enum Mail {
     Page(Notifications),
     /// A checkpoint interval has passed.
