@@ -170,7 +170,7 @@ async fn a_stream_that_falls_behind_catches_up_from_the_database() {
 #[tokio::test]
 async fn the_buffer_counts_what_a_stream_selects_not_what_the_hub_read() {
     let pool = pool().await;
-    // Room for two waiting notifications; the hub hands streams whole pages.
+    // Room for two waiting notifications; the hub hands streams pages.
     let r = running_hub(&pool, 2).await;
     let mut finance = Box::pin(r.hub.stream(for_recipient("so-tc"), Cursor::START));
     let mut labour = Box::pin(r.hub.stream(for_recipient("so-ldtbxh"), Cursor::START));
