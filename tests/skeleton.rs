@@ -311,6 +311,18 @@ async fn a_directive_becomes_tasks_and_a_deadline_reminder() {
     // Tasks are never created twice, whatever was retried.
     assert_eq!(tasks_of(&mut labour_c).await.len(), 2);
     t.suite.stop().await.unwrap();
+    // Shutdown ends an open stream with OK, after whatever it had to send.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match replay.message().await {
+                Ok(Some(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends with the shutdown");
+    assert!(matches!(ended, Ok(None)), "ended with OK: {ended:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
