@@ -135,10 +135,9 @@ fn put_framed(buf: &mut BytesMut, message: &[u8]) {
 fn put_item(buf: &mut BytesMut, item: &Followed<Notifications>, clock: &Clock) {
     match item {
         Followed::Item(_, items) => {
-            let messages: Vec<&Bytes> = items.iter().map(|n| encoded(n)).collect();
-            buf.reserve(messages.iter().map(|m| PREFIX + m.len()).sum());
-            for message in messages {
-                put_framed(buf, message);
+            buf.reserve(items.iter().map(|n| PREFIX + encoded(n).len()).sum());
+            for n in items.iter() {
+                put_framed(buf, encoded(n));
             }
         }
         Followed::Checkpoint(cursor) => {
