@@ -483,9 +483,8 @@ pub async fn read(args: &Args) -> anyhow::Result<Vec<Row>> {
     let service_statistics = service_statistics.replace("$1", "''").replace("$2", "''");
     // The same figures by the statement sent before migration 0105 (every
     // day row from the long-overdue boundary on, however far ahead; its
-    // text as it was): timed
-    // by SQL alone on the generated counters, then today's on the same
-    // counters rolled and folded.
+    // text as it was): timed by SQL alone on the generated counters, then
+    // today's on the same counters rolled and folded.
     let before_0105 = format!(
         "SELECT lead_agency, {}, {} FROM (\
          SELECT lead_agency, key_task, stage, NULLIF(due_date, 'infinity') AS due_date, \

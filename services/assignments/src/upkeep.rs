@@ -31,17 +31,17 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let mut changes = clock.changes();
-    let mut folded_at = None;
+    let mut upkept_until = None;
     loop {
         if let Err(error) = recurring::generate(&pool, &clock, &policy, &wake).await {
             tracing::warn!(%error, "generating occurrences of recurring duties failed");
         }
         let until = statistics::roll_until(clock.today(), &policy);
-        if folded_at != Some(until) {
+        if upkept_until != Some(until) {
             match roll_and_fold(&pool, until).await {
                 Ok(folded) => {
                     tracing::debug!(%until, folded, "statistics counters rolled and folded");
-                    folded_at = Some(until);
+                    upkept_until = Some(until);
                 }
                 Err(error) => {
                     tracing::warn!(%error, %until, "rolling the statistics counters failed");

@@ -302,6 +302,44 @@ mod tests {
         }
     }
 
+    fn http_request(body: tonic::body::Body) -> http::Request<tonic::body::Body> {
+        let mut request = http::Request::new(body);
+        request.extensions_mut().insert("the caller's principal");
+        request
+    }
+
+    #[tokio::test]
+    async fn the_request_is_decoded_with_its_extensions_or_refused_precisely() {
+        let wanted = SubscribeRequest {
+            agency: "agencies/so-ldtbxh".into(),
+            ..Default::default()
+        };
+        let mut framed = BytesMut::new();
+        put_framed(&mut framed, &wanted.encode_to_vec());
+        let body = http_body_util::Full::new(framed.freeze());
+        let decoded = request(http_request(tonic::body::Body::new(body)))
+            .await
+            .unwrap();
+        assert_eq!(decoded.get_ref(), &wanted);
+        assert_eq!(
+            decoded.extensions().get::<&str>(),
+            Some(&"the caller's principal")
+        );
+
+        let missing = request(http_request(tonic::body::Body::empty()))
+            .await
+            .unwrap_err();
+        assert_eq!(missing.code(), tonic::Code::Internal);
+
+        let mut compressed = http_request(tonic::body::Body::empty());
+        compressed
+            .headers_mut()
+            .insert("grpc-encoding", http::HeaderValue::from_static("gzip"));
+        let refused = request(compressed).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unimplemented);
+        assert!(refused.message().contains("gzip"), "{refused:?}");
+    }
+
     #[tokio::test]
     async fn what_is_ready_goes_in_one_data_frame_then_the_status_in_trailers() {
         let (a, b, c) = (stored(1), stored(2), stored(3));
