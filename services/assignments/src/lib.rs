@@ -8,6 +8,7 @@ pub mod domain;
 mod grpc;
 mod publish;
 pub mod recurring;
+pub mod shared_reads;
 pub mod storage;
 pub mod upkeep;
 pub mod upstream;
@@ -15,6 +16,7 @@ pub mod upstream;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use chrono::NaiveDate;
 use dondoc_contracts::directives::v1::WatchEventsRequest;
 use dondoc_contracts::directives::v1::directive_event_service_client::DirectiveEventServiceClient;
 use dondoc_database::ServiceSchema;
@@ -31,6 +33,7 @@ use tonic::transport::{Channel, Endpoint};
 
 pub use domain::deadline::DeadlinePolicy;
 pub use grpc::SERVICE_NAMES;
+use shared_reads::SharedReads;
 
 /// The service's name: its schema, its identity issuer.
 pub const NAME: &str = "assignments";
@@ -67,6 +70,9 @@ pub struct State {
     pub streams: StreamContext,
     /// Deadline classification.
     pub policy: DeadlinePolicy,
+    /// Statistics asked for at once share reads (see [`shared_reads`]).
+    pub statistics:
+        SharedReads<(storage::statistics::Scope, NaiveDate), storage::statistics::Figures>,
 }
 
 /// A built, bound, not yet serving assignments service.
@@ -116,6 +122,7 @@ impl App {
             clock,
             wake,
             policy: config.policy.clone(),
+            statistics: SharedReads::default(),
         });
         let (progress, _) = watch::channel(Cursor::START);
         Ok(App {

@@ -67,13 +67,18 @@ impl StatisticsService for Statistics {
         let scope = scope(&principal, &r.filter, &STATISTICS_FIELDS)?;
         let order = parse_order_by(&r.order_by)?;
         let today = self.0.clock.today();
-        let mut conn = self
-            .0
-            .pool
-            .acquire()
-            .await
-            .map_err(dondoc_database::storage_error)?;
-        let mut figures = statistics::figures(&mut conn, &scope, today, &self.0.policy).await?;
+        let state = &self.0;
+        let mut figures = state
+            .statistics
+            .read((scope.clone(), today), || async {
+                let mut conn = state
+                    .pool
+                    .acquire()
+                    .await
+                    .map_err(dondoc_database::storage_error)?;
+                statistics::figures(&mut conn, &scope, today, &state.policy).await
+            })
+            .await?;
         sort_breakdown(&mut figures.by_agency, order);
         Ok(Response::new(GetTaskStatisticsResponse {
             all: Some(counts_to_pb(&figures.all)),

@@ -24,7 +24,7 @@ use crate::domain::deadline::{
 use crate::domain::statistics::Counts;
 
 /// Scope and period of a statistic.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Hash)]
 pub struct Scope {
     /// Led by.
     pub lead: Option<String>,

@@ -1,0 +1,267 @@
+//! Callers who ask for the same figures at once share reads.
+//!
+//! A dashboard opened by many officials at the same moment would otherwise
+//! run one province-wide statement per official, all competing for the
+//! same cores. Here, reads of one key run one at a time, and a read serves
+//! every caller of that key that was waiting when it began. A caller never
+//! takes the result of a read that began before it arrived, so what it gets
+//! includes every write acknowledged before it asked: sharing changes the
+//! cost, not what a caller sees.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Reads of values of type `V` keyed by `K`, shared between callers.
+#[derive(Debug)]
+pub struct SharedReads<K, V> {
+    /// Keys with at least one caller; a key no caller holds is removed.
+    keys: Mutex<HashMap<K, Arc<KeyReads<V>>>>,
+}
+
+#[derive(Debug)]
+struct KeyReads<V> {
+    /// How many reads of the key have begun.
+    begun: AtomicU64,
+    /// Held while a read runs: the result of the last read that succeeded,
+    /// with its number in `begun`.
+    last: tokio::sync::Mutex<Option<(u64, V)>>,
+}
+
+impl<K, V> Default for SharedReads<K, V> {
+    fn default() -> Self {
+        Self {
+            keys: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> SharedReads<K, V> {
+    /// The value of `key`: from a read of another caller that began after
+    /// this call did, or from `read`. A failed read is not shared: the next
+    /// caller waiting reads for itself.
+    pub async fn read<E, F>(&self, key: K, read: impl FnOnce() -> F) -> Result<V, E>
+    where
+        F: Future<Output = Result<V, E>>,
+    {
+        let held = self.hold(key);
+        let arrived = held.reads.begun.load(Ordering::SeqCst);
+        let mut last = held.reads.last.lock().await;
+        if let Some((number, value)) = &*last
+            && *number > arrived
+        {
+            return Ok(value.clone());
+        }
+        let number = held.reads.begun.fetch_add(1, Ordering::SeqCst) + 1;
+        let value = read().await?;
+        *last = Some((number, value.clone()));
+        Ok(value)
+    }
+
+    /// How many keys have callers now.
+    pub fn keys_held(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn hold(&self, key: K) -> Held<'_, K, V> {
+        let reads = Arc::clone(self.lock().entry(key.clone()).or_insert_with(|| {
+            Arc::new(KeyReads {
+                begun: AtomicU64::new(0),
+                last: tokio::sync::Mutex::new(None),
+            })
+        }));
+        Held {
+            owner: self,
+            key,
+            reads,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Arc<KeyReads<V>>>> {
+        // The map is consistent at every await-free step, so a panic
+        // elsewhere while it was held leaves nothing half done.
+        self.keys.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A caller's hold on its key; the last one to let go removes the key, so
+/// the map holds only keys being read (a caller who gives up, such as a
+/// cancelled request, lets go too).
+struct Held<'a, K: Eq + Hash + Clone, V: Clone> {
+    owner: &'a SharedReads<K, V>,
+    key: K,
+    reads: Arc<KeyReads<V>>,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Drop for Held<'_, K, V> {
+    fn drop(&mut self) {
+        let mut keys = self.owner.lock();
+        // Holds are taken and let go only under the map's lock, so the count
+        // cannot change between this check and the removal: two are this
+        // hold and the map's.
+        if Arc::strong_count(&self.reads) == 2 {
+            keys.remove(&self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    /// Reads `number` once `release` fires, counting the reads made.
+    async fn read_once(
+        reads: &AtomicUsize,
+        release: oneshot::Receiver<()>,
+    ) -> Result<usize, &'static str> {
+        let number = reads.fetch_add(1, Ordering::SeqCst) + 1;
+        release.await.map_err(|_| "released")?;
+        Ok(number)
+    }
+
+    /// Waits until `condition` holds; fails the test after a second.
+    async fn until(condition: impl Fn() -> bool) {
+        tokio::time::timeout(Duration::from_secs(1), async {
+            while !condition() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the condition holds within a second");
+    }
+
+    #[tokio::test]
+    async fn callers_waiting_on_a_read_share_the_next_one_not_the_running_one() {
+        let shared = Arc::new(SharedReads::<&str, usize>::default());
+        let reads = Arc::new(AtomicUsize::new(0));
+
+        // The first caller's read runs, held until released.
+        let (release_first, first_gate) = oneshot::channel();
+        let first = tokio::spawn({
+            let (shared, reads) = (shared.clone(), reads.clone());
+            async move {
+                shared
+                    .read("province", || read_once(&reads, first_gate))
+                    .await
+            }
+        });
+        until(|| reads.load(Ordering::SeqCst) == 1).await;
+
+        // Three arrive while it runs: its result began before them, so
+        // one of them reads again and the others take that second read.
+        let mut gates = Vec::new();
+        let mut later = Vec::new();
+        for _ in 0..3 {
+            let (release, gate) = oneshot::channel();
+            gates.push(release);
+            let (shared, reads) = (shared.clone(), reads.clone());
+            later.push(tokio::spawn(async move {
+                shared.read("province", || read_once(&reads, gate)).await
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(reads.load(Ordering::SeqCst), 1, "one read at a time");
+
+        release_first.send(()).expect("the first read waits");
+        assert_eq!(first.await.expect("joined"), Ok(1));
+        until(|| reads.load(Ordering::SeqCst) == 2).await;
+        for gate in gates {
+            // Only the caller whose read began is listening.
+            let _ = gate.send(());
+        }
+        for caller in later {
+            assert_eq!(caller.await.expect("joined"), Ok(2));
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+        assert_eq!(shared.keys_held(), 0, "no caller, no key");
+    }
+
+    #[tokio::test]
+    async fn a_caller_alone_reads_for_itself_every_time() {
+        let shared = SharedReads::<&str, usize>::default();
+        let reads = AtomicUsize::new(0);
+        for expected in 1..=3 {
+            let (release, gate) = oneshot::channel();
+            release.send(()).expect("open");
+            let got = shared.read("province", || read_once(&reads, gate)).await;
+            assert_eq!(got, Ok(expected), "a finished read serves no one later");
+        }
+        assert_eq!(shared.keys_held(), 0);
+    }
+
+    #[tokio::test]
+    async fn keys_do_not_share_and_a_failed_read_is_not_shared() {
+        let shared = Arc::new(SharedReads::<&str, usize>::default());
+        let reads = Arc::new(AtomicUsize::new(0));
+
+        let (fail_first, first_gate) = oneshot::channel::<()>();
+        let first = tokio::spawn({
+            let (shared, reads) = (shared.clone(), reads.clone());
+            async move {
+                shared
+                    .read("province", || read_once(&reads, first_gate))
+                    .await
+            }
+        });
+        until(|| reads.load(Ordering::SeqCst) == 1).await;
+
+        // Another key reads at once, beside the running read.
+        let (release, gate) = oneshot::channel();
+        release.send(()).expect("open");
+        let other = shared.read("ag-1", || read_once(&reads, gate)).await;
+        assert_eq!(other, Ok(2));
+
+        // A caller waiting behind a read that fails reads for itself.
+        let (release_waiting, waiting_gate) = oneshot::channel();
+        let waiting = tokio::spawn({
+            let (shared, reads) = (shared.clone(), reads.clone());
+            async move {
+                shared
+                    .read("province", || read_once(&reads, waiting_gate))
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(fail_first);
+        assert_eq!(first.await.expect("joined"), Err("released"));
+        until(|| reads.load(Ordering::SeqCst) == 3).await;
+        release_waiting.send(()).expect("the waiting caller reads");
+        assert_eq!(waiting.await.expect("joined"), Ok(3));
+        assert_eq!(shared.keys_held(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_gives_up_lets_the_others_read() {
+        let shared = Arc::new(SharedReads::<&str, usize>::default());
+        let reads = Arc::new(AtomicUsize::new(0));
+        let (_never, never_gate) = oneshot::channel();
+        let stuck = tokio::spawn({
+            let (shared, reads) = (shared.clone(), reads.clone());
+            async move {
+                shared
+                    .read("province", || read_once(&reads, never_gate))
+                    .await
+            }
+        });
+        until(|| reads.load(Ordering::SeqCst) == 1).await;
+        let (release, gate) = oneshot::channel();
+        let next = tokio::spawn({
+            let (shared, reads) = (shared.clone(), reads.clone());
+            async move { shared.read("province", || read_once(&reads, gate)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // A cancelled request drops its read midway.
+        stuck.abort();
+        assert!(stuck.await.expect_err("aborted").is_cancelled());
+        until(|| reads.load(Ordering::SeqCst) == 2).await;
+        release.send(()).expect("the next caller reads");
+        assert_eq!(next.await.expect("joined"), Ok(2));
+        assert_eq!(shared.keys_held(), 0);
+    }
+}
