@@ -5,12 +5,12 @@
 //! streams that want it, looked up by recipient. A stream reads PostgreSQL
 //! only to catch up: when it opens, when it resumes from a cursor, and when
 //! it fell so far behind that its buffer filled and the hub let it go. An
-//! idle stream costs a channel, not a query or a timer: the hub tells every
+//! idle stream costs a mailbox, not a query or a timer: the hub tells every
 //! stream when a checkpoint interval has passed.
 //!
 //! Why nothing is lost or doubled: a stream registers with the hub and reads
 //! the hub's position in one step, so everything the hub dispatches after
-//! that reaches the stream's channel; it then catches up from the database
+//! that reaches the stream's mailbox; it then catches up from the database
 //! until its own position is at least that one. Items at or before the
 //! stream's position are skipped, whichever way they arrive.
 //!
@@ -18,16 +18,17 @@
 //! read by recipient and hands each stream of one recipient that part (a
 //! stream of several recipients, or of all, gets the whole page), shared
 //! and in log order; the stream picks out what its filter selects. That is
-//! one channel send and one wake-up per stream per page rather than per
+//! one send to a mailbox and one wake-up per stream per page rather than per
 //! notification, the hub visits each interested route once per page, and
 //! the work stays proportional to what is delivered. With the wire form of
 //! `Subscribe` (`grpc/wire.rs`), a burst of twenty notifications to 20,000
 //! streams went from 0.45 to 0.71 of a bare tonic broadcast server's
 //! deliveries per CPU-second (BENCHMARKS.md, round 6).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 
@@ -37,7 +38,6 @@ use dondoc_events::{Cursor, FollowSettings, Followed, Wake, outbox};
 use futures::{Stream, StreamExt};
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
-use tokio::sync::mpsc::{self, error::TryRecvError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -113,7 +113,7 @@ struct Routes {
     every_recipient: HashMap<u64, Route>,
 }
 
-/// A registered stream as the hub sees it. The channel is unbounded in
+/// A registered stream as the hub sees it. The mailbox is unbounded in
 /// mail; `waiting` bounds it in notifications (the ones the filter selects),
 /// which is what the buffer is about, and `quiet_pending` to one quiet
 /// check at a time.
@@ -125,28 +125,129 @@ struct Route {
     /// The filter selects everything for its one recipient: all of the
     /// part is selected, without asking the filter.
     whole_recipient: bool,
-    sender: mpsc::UnboundedSender<Mail>,
+    mailbox: Arc<Mailbox>,
     waiting: Arc<AtomicUsize>,
     quiet_pending: Arc<AtomicBool>,
 }
 
-/// What the hub sends a live stream. A stream waits on its channel alone:
+/// What the hub sends a live stream. A stream waits on its mailbox alone:
 /// the checkpoint timer and the shutdown signal come from the hub too,
 /// because polling a timer and a cancellation token (whose every poll takes
 /// a lock all streams share) at each wake-up cost 6–10 % of a fan-out's
 /// deliveries per CPU-second (BENCHMARKS.md, round 6).
+#[derive(Debug)]
 enum Mail {
     Page(Notifications),
     /// A checkpoint interval has passed.
     Quiet,
 }
 
+/// Where the hub leaves a stream's mail: a queue, the stream's waker and
+/// whether the hub has let the stream go, under one lock that only the hub
+/// and that stream take. A tokio channel spreads the same over several
+/// cache lines and blocks of slots; woken 20,000 at a time in a fan-out,
+/// sending and receiving on it were a sixth of the service's CPU
+/// (BENCHMARKS.md, round 7).
+#[derive(Debug, Default)]
+struct Mailbox {
+    state: Mutex<MailboxState>,
+}
+
+#[derive(Debug, Default)]
+struct MailboxState {
+    mail: VecDeque<Mail>,
+    waker: Option<Waker>,
+    /// The hub let the stream go (full buffer, or the hub stopped) or the
+    /// stream went away: no more mail. What is queued is still received.
+    closed: bool,
+}
+
+/// What [`Mailbox::try_receive`] found.
+enum Received {
+    Mail(Mail),
+    Empty,
+    Closed,
+}
+
+impl Mailbox {
+    fn lock(&self) -> MutexGuard<'_, MailboxState> {
+        // Every step under the lock is a single push, pop or store.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Leaves `mail` and wakes the stream; false once closed.
+    fn send(&self, mail: Mail) -> bool {
+        let waker = {
+            let mut state = self.lock();
+            if state.closed {
+                return false;
+            }
+            state.mail.push_back(mail);
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
+    }
+
+    /// No more mail; the stream receives what is queued, then the end.
+    fn close(&self) {
+        let waker = {
+            let mut state = self.lock();
+            state.closed = true;
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// The next mail, `None` once closed and empty.
+    fn poll_receive(&self, cx: &mut Context<'_>) -> Poll<Option<Mail>> {
+        let mut state = self.lock();
+        if let Some(mail) = state.mail.pop_front() {
+            return Poll::Ready(Some(mail));
+        }
+        if state.closed {
+            return Poll::Ready(None);
+        }
+        match &mut state.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    async fn receive(&self) -> Option<Mail> {
+        std::future::poll_fn(|cx| self.poll_receive(cx)).await
+    }
+
+    fn try_receive(&self) -> Received {
+        let mut state = self.lock();
+        match state.mail.pop_front() {
+            Some(mail) => Received::Mail(mail),
+            None if state.closed => Received::Closed,
+            None => Received::Empty,
+        }
+    }
+}
+
 /// A stream's end of its route: the mail dispatched to it.
 struct Inbox {
-    receiver: mpsc::UnboundedReceiver<Mail>,
+    mailbox: Arc<Mailbox>,
     waiting: Arc<AtomicUsize>,
     quiet_pending: Arc<AtomicBool>,
     filter: Arc<StreamFilter>,
+    /// As the route's: every notification handed over is selected.
+    whole_recipient: bool,
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        // The hub drops a route whose stream is gone at its next send.
+        self.mailbox.close();
+    }
 }
 
 impl Inbox {
@@ -154,7 +255,11 @@ impl Inbox {
     /// `after`, in log order. What the filter selects stops counting as
     /// waiting, whether or not it is after `after`.
     fn take(&self, page: &Notifications, after: Cursor) -> Notifications {
-        let selected = page.iter().filter(|n| self.filter.matches(n)).count();
+        let selected = if self.whole_recipient {
+            page.len()
+        } else {
+            page.iter().filter(|n| self.filter.matches(n)).count()
+        };
         self.waiting.fetch_sub(selected, Ordering::AcqRel);
         // Most often all of it, shared as it came: no copy, and no count on
         // each notification's reference, which every stream would touch.
@@ -307,18 +412,18 @@ impl Hub {
     fn quiet(&self) {
         // Sent after the lock is released: the streams that wake up read
         // the hub's position, under the same lock.
-        let senders: Vec<_> = {
+        let mailboxes: Vec<_> = {
             let routes = self.shared.lock();
             let every = routes.by_recipient.values().flat_map(|map| map.values());
             every
                 .chain(routes.every_recipient.values())
                 // A route filed under several recipients is told once.
                 .filter(|route| !route.quiet_pending.swap(true, Ordering::AcqRel))
-                .map(|route| route.sender.clone())
+                .map(|route| route.mailbox.clone())
                 .collect()
         };
-        for sender in senders {
-            let _ = sender.send(Mail::Quiet);
+        for mailbox in mailboxes {
+            mailbox.send(Mail::Quiet);
         }
     }
 
@@ -327,6 +432,10 @@ impl Hub {
     fn close(&self) {
         let mut routes = self.shared.lock();
         routes.closed = true;
+        let every = routes.by_recipient.values().flat_map(|map| map.values());
+        for route in every.chain(routes.every_recipient.values()) {
+            route.mailbox.close();
+        }
         routes.by_recipient.clear();
         routes.every_recipient.clear();
     }
@@ -363,7 +472,10 @@ impl Hub {
                     return;
                 }
                 let waiting = route.waiting.fetch_add(selected, Ordering::AcqRel) + selected;
-                if waiting > buffer || route.sender.send(Mail::Page(items.clone())).is_err() {
+                if waiting > buffer || !route.mailbox.send(Mail::Page(items.clone())) {
+                    // What is queued is still received, then the stream
+                    // catches up.
+                    route.mailbox.close();
                     dropped.insert(id, route.filter.clone());
                 }
             };
@@ -388,8 +500,8 @@ impl Hub {
             ) {
                 offer(id, route, &page);
             }
-            // Dropping the senders now is what tells those streams to catch
-            // up; their registrations' drop finds nothing left to remove.
+            // Their mailboxes are closed: those streams catch up, and their
+            // registrations' drop finds nothing left to remove.
             for (id, filter) in dropped {
                 match &filter.recipients {
                     None => {
@@ -408,17 +520,17 @@ impl Hub {
         routes.position = routes.position.max(scanned_to);
     }
 
-    /// Registers a stream and returns its channel with the hub's position
+    /// Registers a stream and returns its mailbox with the hub's position
     /// at that moment, in one step; `None` once the hub has closed.
     fn register(&self, filter: &Arc<StreamFilter>) -> Option<(Inbox, Cursor, Registration)> {
-        let (sender, receiver) = mpsc::unbounded_channel();
+        let mailbox = Arc::new(Mailbox::default());
         let waiting = Arc::new(AtomicUsize::new(0));
         let quiet_pending = Arc::new(AtomicBool::new(false));
         let route = Route {
             filter: filter.clone(),
             one_recipient: filter.recipients.as_ref().is_some_and(|l| l.len() == 1),
             whole_recipient: filter.selects_everything_for_one_recipient(),
-            sender,
+            mailbox: mailbox.clone(),
             waiting: waiting.clone(),
             quiet_pending: quiet_pending.clone(),
         };
@@ -450,10 +562,11 @@ impl Hub {
             filter: filter.clone(),
         };
         let inbox = Inbox {
-            receiver,
+            mailbox,
             waiting,
             quiet_pending,
             filter: filter.clone(),
+            whole_recipient: filter.selects_everything_for_one_recipient(),
         };
         Some((inbox, position, registration))
     }
@@ -522,9 +635,9 @@ impl Hub {
             // Whether the stream sent something since the hub's last quiet
             // tick: only a stream quiet for a whole interval checkpoints.
             let mut sent_since_tick = false;
-            'attach: while let Some((mut inbox, hub_position, _registration)) = hub.register(&filter) {
+            'attach: while let Some((inbox, hub_position, _registration)) = hub.register(&filter) {
                 // Catch up from the database to at least where the hub was
-                // when this stream registered; the channel has the rest.
+                // when this stream registered; the mailbox has the rest.
                 loop {
                     let page = hub.catch_up(&filter, cursor, batch).await?;
                     let items: Notifications = page
@@ -551,7 +664,7 @@ impl Hub {
                 }
                 // Ends when the hub lets the stream go (its buffer filled:
                 // catch up again) or closes (`register` says so).
-                while let Some(mail) = inbox.receiver.recv().await {
+                while let Some(mail) = inbox.mailbox.receive().await {
                     match mail {
                         Mail::Page(page) => {
                             let items = inbox.take(&page, cursor);
@@ -570,19 +683,19 @@ impl Hub {
                             // everything dispatched up to it.
                             let position = hub.position();
                             loop {
-                                match inbox.receiver.try_recv() {
-                                    Ok(Mail::Page(page)) => {
+                                match inbox.mailbox.try_receive() {
+                                    Received::Mail(Mail::Page(page)) => {
                                         let items = inbox.take(&page, cursor);
                                         if let Some(last) = items.last() {
                                             cursor = last.cursor;
                                             yield Followed::Item(cursor, items);
                                         }
                                     }
-                                    Ok(Mail::Quiet) => {
+                                    Received::Mail(Mail::Quiet) => {
                                         inbox.quiet_pending.store(false, Ordering::Release);
                                     }
-                                    Err(TryRecvError::Empty) => break,
-                                    Err(TryRecvError::Disconnected) => continue 'attach,
+                                    Received::Empty => break,
+                                    Received::Closed => continue 'attach,
                                 }
                             }
                             cursor = cursor.max(position);
@@ -610,4 +723,72 @@ pub fn one_at_a_time(
         };
         futures::stream::iter(items)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn page(n: usize) -> Mail {
+        Mail::Page(Vec::with_capacity(n).into())
+    }
+
+    fn is_page(mail: Option<Mail>) -> bool {
+        matches!(mail, Some(Mail::Page(_)))
+    }
+
+    #[tokio::test]
+    async fn a_mailbox_hands_over_mail_in_order_and_then_its_end() {
+        let mailbox = Arc::new(Mailbox::default());
+        assert!(matches!(mailbox.try_receive(), Received::Empty));
+        assert!(mailbox.send(page(0)));
+        assert!(mailbox.send(Mail::Quiet));
+        mailbox.close();
+        assert!(!mailbox.send(page(0)), "closed: no more mail");
+        // What was queued before the close is still received, in order.
+        assert!(is_page(mailbox.receive().await));
+        assert!(matches!(mailbox.receive().await, Some(Mail::Quiet)));
+        assert!(mailbox.receive().await.is_none());
+        assert!(matches!(mailbox.try_receive(), Received::Closed));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_stream_wakes_on_mail_and_on_the_close() {
+        let mailbox = Arc::new(Mailbox::default());
+        let receiving = tokio::spawn({
+            let mailbox = mailbox.clone();
+            async move { (mailbox.receive().await, mailbox.receive().await) }
+        });
+        // Both receives wait until the hub sends; nothing else wakes them.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!receiving.is_finished());
+        assert!(mailbox.send(page(1)));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!receiving.is_finished(), "one mail, one receive");
+        mailbox.close();
+        let (first, second) = tokio::time::timeout(Duration::from_secs(1), receiving)
+            .await
+            .expect("the close wakes the stream")
+            .expect("joined");
+        assert!(is_page(first));
+        assert!(second.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_goes_away_closes_its_mailbox() {
+        let mailbox = Arc::new(Mailbox::default());
+        let inbox = Inbox {
+            mailbox: mailbox.clone(),
+            waiting: Arc::default(),
+            quiet_pending: Arc::default(),
+            filter: Arc::default(),
+            whole_recipient: false,
+        };
+        assert!(mailbox.send(Mail::Quiet));
+        drop(inbox);
+        // The hub's next send fails, and it drops the route.
+        assert!(!mailbox.send(Mail::Quiet));
+    }
 }
