@@ -23,7 +23,8 @@
 //! the work stays proportional to what is delivered. With the wire form of
 //! `Subscribe` (`grpc/wire.rs`), a burst of twenty notifications to 20,000
 //! streams went from 0.45 to 0.71 of a bare tonic broadcast server's
-//! deliveries per CPU-second (BENCHMARKS.md, round 6).
+//! deliveries per CPU-second (BENCHMARKS.md, round 6), and to 0.81–0.87
+//! with a [`Mailbox`] per stream in place of a channel (round 7).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

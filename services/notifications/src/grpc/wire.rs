@@ -7,8 +7,8 @@
 //!   with gRPC's five-byte prefix straight into one buffer and goes out as
 //!   one HTTP/2 DATA frame. tonic's `EncodeBody` would poll a stream, clone
 //!   and copy once per message, and keeps an 8 KiB buffer per stream: idle
-//!   streams take 4.7 KB each in place of 13.4 KB, and with `Hub::pages` a
-//!   delivery takes about 0.6 of the CPU it did (BENCHMARKS.md, round 6).
+//!   streams took 4.7 KB each in place of 13.4 KB, and with `Hub::pages` a
+//!   delivery took about 0.6 of the CPU it did (BENCHMARKS.md, round 6).
 //!
 //! The rest is what tonic's `Grpc::server_streaming` does: the request is
 //! decoded with prost, an error before the stream is a trailers-only
