@@ -112,156 +112,144 @@ mod tests {
     use std::time::Duration;
 
     use tokio::sync::oneshot;
+    use tokio::task::JoinHandle;
 
     use super::*;
 
-    /// Reads `number` once `release` fires, counting the reads made.
-    async fn read_once(
-        reads: &AtomicUsize,
-        release: oneshot::Receiver<()>,
-    ) -> Result<usize, &'static str> {
-        let number = reads.fetch_add(1, Ordering::SeqCst) + 1;
-        release.await.map_err(|_| "released")?;
-        Ok(number)
+    type Outcome = Result<usize, &'static str>;
+
+    /// Callers of one `SharedReads` whose reads count themselves and wait
+    /// at a gate: a read is numbered by when it began, and fails if its
+    /// gate is dropped.
+    #[derive(Clone, Default)]
+    struct Callers {
+        shared: Arc<SharedReads<&'static str, usize>>,
+        begun: Arc<AtomicUsize>,
     }
 
-    /// Waits until `condition` holds; fails the test after a second.
-    async fn until(condition: impl Fn() -> bool) {
-        tokio::time::timeout(Duration::from_secs(1), async {
-            while !condition() {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await
-        .expect("the condition holds within a second");
+    impl Callers {
+        /// A caller of `key`, its read's gate, and its outcome.
+        fn ask(&self, key: &'static str) -> (oneshot::Sender<()>, JoinHandle<Outcome>) {
+            let (release, gate) = oneshot::channel();
+            let this = self.clone();
+            let caller = tokio::spawn(async move {
+                let begun = this.begun.clone();
+                this.shared
+                    .read(key, || async move {
+                        let number = begun.fetch_add(1, Ordering::SeqCst) + 1;
+                        gate.await.map_err(|_| "released")?;
+                        Ok(number)
+                    })
+                    .await
+            });
+            (release, caller)
+        }
+
+        fn begun(&self) -> usize {
+            self.begun.load(Ordering::SeqCst)
+        }
+
+        /// Waits until `n` reads have begun; fails the test after a second.
+        async fn until_begun(&self, n: usize) {
+            tokio::time::timeout(Duration::from_secs(1), async {
+                while self.begun() != n {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .expect("the reads begin within a second");
+        }
+    }
+
+    async fn outcome(caller: JoinHandle<Outcome>) -> Outcome {
+        caller.await.expect("the caller ends")
+    }
+
+    /// Lets spawned callers reach the key's lock.
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     #[tokio::test]
     async fn callers_waiting_on_a_read_share_the_next_one_not_the_running_one() {
-        let shared = Arc::new(SharedReads::<&str, usize>::default());
-        let reads = Arc::new(AtomicUsize::new(0));
-
-        // The first caller's read runs, held until released.
-        let (release_first, first_gate) = oneshot::channel();
-        let first = tokio::spawn({
-            let (shared, reads) = (shared.clone(), reads.clone());
-            async move {
-                shared
-                    .read("province", || read_once(&reads, first_gate))
-                    .await
-            }
-        });
-        until(|| reads.load(Ordering::SeqCst) == 1).await;
+        let callers = Callers::default();
+        let (release_first, first) = callers.ask("province");
+        callers.until_begun(1).await;
 
         // Three arrive while it runs: its result began before them, so
         // one of them reads again and the others take that second read.
-        let mut gates = Vec::new();
-        let mut later = Vec::new();
-        for _ in 0..3 {
-            let (release, gate) = oneshot::channel();
-            gates.push(release);
-            let (shared, reads) = (shared.clone(), reads.clone());
-            later.push(tokio::spawn(async move {
-                shared.read("province", || read_once(&reads, gate)).await
-            }));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(reads.load(Ordering::SeqCst), 1, "one read at a time");
+        let later: Vec<_> = (0..3).map(|_| callers.ask("province")).collect();
+        settle().await;
+        assert_eq!(callers.begun(), 1, "one read at a time");
 
         release_first.send(()).expect("the first read waits");
-        assert_eq!(first.await.expect("joined"), Ok(1));
-        until(|| reads.load(Ordering::SeqCst) == 2).await;
-        for gate in gates {
+        assert_eq!(outcome(first).await, Ok(1));
+        callers.until_begun(2).await;
+        let mut waiting = Vec::new();
+        for (release, caller) in later {
             // Only the caller whose read began is listening.
-            let _ = gate.send(());
+            let _ = release.send(());
+            waiting.push(caller);
         }
-        for caller in later {
-            assert_eq!(caller.await.expect("joined"), Ok(2));
+        let mut outcomes = Vec::new();
+        for caller in waiting {
+            outcomes.push(outcome(caller).await);
         }
-        assert_eq!(reads.load(Ordering::SeqCst), 2);
-        assert_eq!(shared.keys_held(), 0, "no caller, no key");
+        assert_eq!(outcomes, [Ok(2), Ok(2), Ok(2)]);
+        assert_eq!(callers.begun(), 2);
+        assert_eq!(callers.shared.keys_held(), 0, "no caller, no key");
     }
 
     #[tokio::test]
     async fn a_caller_alone_reads_for_itself_every_time() {
-        let shared = SharedReads::<&str, usize>::default();
-        let reads = AtomicUsize::new(0);
+        let callers = Callers::default();
         for expected in 1..=3 {
-            let (release, gate) = oneshot::channel();
+            let (release, caller) = callers.ask("province");
             release.send(()).expect("open");
-            let got = shared.read("province", || read_once(&reads, gate)).await;
-            assert_eq!(got, Ok(expected), "a finished read serves no one later");
+            assert_eq!(
+                outcome(caller).await,
+                Ok(expected),
+                "a finished read serves no one later"
+            );
         }
-        assert_eq!(shared.keys_held(), 0);
+        assert_eq!(callers.shared.keys_held(), 0);
     }
 
     #[tokio::test]
     async fn keys_do_not_share_and_a_failed_read_is_not_shared() {
-        let shared = Arc::new(SharedReads::<&str, usize>::default());
-        let reads = Arc::new(AtomicUsize::new(0));
-
-        let (fail_first, first_gate) = oneshot::channel::<()>();
-        let first = tokio::spawn({
-            let (shared, reads) = (shared.clone(), reads.clone());
-            async move {
-                shared
-                    .read("province", || read_once(&reads, first_gate))
-                    .await
-            }
-        });
-        until(|| reads.load(Ordering::SeqCst) == 1).await;
+        let callers = Callers::default();
+        let (fail_first, first) = callers.ask("province");
+        callers.until_begun(1).await;
 
         // Another key reads at once, beside the running read.
-        let (release, gate) = oneshot::channel();
+        let (release, other) = callers.ask("ag-1");
         release.send(()).expect("open");
-        let other = shared.read("ag-1", || read_once(&reads, gate)).await;
-        assert_eq!(other, Ok(2));
+        assert_eq!(outcome(other).await, Ok(2));
 
         // A caller waiting behind a read that fails reads for itself.
-        let (release_waiting, waiting_gate) = oneshot::channel();
-        let waiting = tokio::spawn({
-            let (shared, reads) = (shared.clone(), reads.clone());
-            async move {
-                shared
-                    .read("province", || read_once(&reads, waiting_gate))
-                    .await
-            }
-        });
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (release_waiting, waiting) = callers.ask("province");
+        settle().await;
         drop(fail_first);
-        assert_eq!(first.await.expect("joined"), Err("released"));
-        until(|| reads.load(Ordering::SeqCst) == 3).await;
+        assert_eq!(outcome(first).await, Err("released"));
+        callers.until_begun(3).await;
         release_waiting.send(()).expect("the waiting caller reads");
-        assert_eq!(waiting.await.expect("joined"), Ok(3));
-        assert_eq!(shared.keys_held(), 0);
+        assert_eq!(outcome(waiting).await, Ok(3));
+        assert_eq!(callers.shared.keys_held(), 0);
     }
 
     #[tokio::test]
     async fn a_caller_that_gives_up_lets_the_others_read() {
-        let shared = Arc::new(SharedReads::<&str, usize>::default());
-        let reads = Arc::new(AtomicUsize::new(0));
-        let (_never, never_gate) = oneshot::channel();
-        let stuck = tokio::spawn({
-            let (shared, reads) = (shared.clone(), reads.clone());
-            async move {
-                shared
-                    .read("province", || read_once(&reads, never_gate))
-                    .await
-            }
-        });
-        until(|| reads.load(Ordering::SeqCst) == 1).await;
-        let (release, gate) = oneshot::channel();
-        let next = tokio::spawn({
-            let (shared, reads) = (shared.clone(), reads.clone());
-            async move { shared.read("province", || read_once(&reads, gate)).await }
-        });
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let callers = Callers::default();
+        let (_never, stuck) = callers.ask("province");
+        callers.until_begun(1).await;
+        let (release, next) = callers.ask("province");
+        settle().await;
         // A cancelled request drops its read midway.
         stuck.abort();
         assert!(stuck.await.expect_err("aborted").is_cancelled());
-        until(|| reads.load(Ordering::SeqCst) == 2).await;
+        callers.until_begun(2).await;
         release.send(()).expect("the next caller reads");
-        assert_eq!(next.await.expect("joined"), Ok(2));
-        assert_eq!(shared.keys_held(), 0);
+        assert_eq!(outcome(next).await, Ok(2));
+        assert_eq!(callers.shared.keys_held(), 0);
     }
 }

@@ -147,7 +147,7 @@ enum Mail {
 /// whether the hub has let the stream go, under one lock that only the hub
 /// and that stream take. A tokio channel spreads the same over several
 /// cache lines and blocks of slots; woken 20,000 at a time in a fan-out,
-/// sending and receiving on it were a sixth of the service's CPU
+/// sending and receiving on it were a sixth of the service's user CPU
 /// (BENCHMARKS.md, round 7).
 #[derive(Debug, Default)]
 struct Mailbox {

@@ -163,7 +163,8 @@ impl NotificationService for Notifications {
     type SubscribeStream = ResponseStream<SubscribeResponse>;
 
     /// Served by [`NotificationRoutes`] in wire form; this is the same
-    /// stream message by message, for callers of the generated server.
+    /// stream message by message, for callers of the generated server (a
+    /// test in `wire.rs` checks that the two send the same).
     async fn subscribe(
         &self,
         request: Request<SubscribeRequest>,
@@ -287,7 +288,7 @@ impl NamedService for NotificationRoutes {
     const NAME: &'static str = service_names::NOTIFICATION;
 }
 
-const SUBSCRIBE_PATH: &str = "/dondoc.notifications.v1.NotificationService/Subscribe";
+pub(crate) const SUBSCRIBE_PATH: &str = "/dondoc.notifications.v1.NotificationService/Subscribe";
 
 impl tower::Service<http::Request<tonic::body::Body>> for NotificationRoutes {
     type Response = http::Response<tonic::body::Body>;

@@ -367,4 +367,123 @@ mod tests {
         assert_eq!(status.code(), expected.code());
         assert_ne!(status.code(), tonic::Code::Ok);
     }
+
+    /// The generated `subscribe`, which the service trait requires but the
+    /// server never routes to, sends what the wire form sends, message for
+    /// message: the same notifications, then the same checkpoint.
+    #[tokio::test]
+    async fn the_generated_subscribe_sends_what_the_wire_form_sends() {
+        use dondoc_contracts::notifications::v1::notification_service_server::NotificationService;
+        use dondoc_identity::{Principal, Role};
+        use futures::StreamExt;
+        use tower::Service;
+
+        use crate::grpc::notifications::{NotificationRoutes, Notifications, SUBSCRIBE_PATH};
+        use crate::storage::notifications::{NewNotification, insert};
+
+        let (_database, pool) = dondoc_testing::migrated(
+            "notifications",
+            &crate::schema(),
+            &crate::storage::MIGRATIONS,
+        )
+        .await;
+        let mut tx = pool.begin().await.unwrap();
+        // Three for the caller's agency and one for another, which neither
+        // form sends.
+        for (key, recipient) in [
+            ("a", "so-ldtbxh"),
+            ("b", "so-yte"),
+            ("c", "so-ldtbxh"),
+            ("d", "so-ldtbxh"),
+        ] {
+            let n = NewNotification {
+                dedupe_key: key.into(),
+                kind: "DUE_SOON".into(),
+                recipient: recipient.into(),
+                task_id: Some(42),
+                directive_number: "534/TB-UBND".into(),
+                directive: "directives/3".into(),
+                lead_agency: recipient.into(),
+                due_date: chrono::NaiveDate::from_ymd_opt(2026, 12, 4),
+                key_task: true,
+                title: format!("Nhiệm vụ sắp đến hạn {key}"),
+                body: "Còn 3 ngày làm việc.".into(),
+                notified_at: Utc.with_ymd_and_hms(2026, 11, 20, 1, 0, 0).unwrap(),
+            };
+            assert!(insert(&mut tx, &n).await.unwrap());
+        }
+        tx.commit().await.unwrap();
+        let hub = crate::hub::Hub::start(pool.clone(), Default::default(), 1024)
+            .await
+            .unwrap();
+        let state = Arc::new(crate::State {
+            pool,
+            clock: clock(),
+            notifications: dondoc_events::Wake::new(),
+            hub,
+            shutdown: Default::default(),
+            delivery: Default::default(),
+        });
+        let principal = Principal {
+            subject: "users/lan".into(),
+            agency: Some("so-ldtbxh".into()),
+            roles: vec![Role::Agency],
+        };
+        let wanted = SubscribeRequest {
+            agency: "agencies/so-ldtbxh".into(),
+            ..Default::default()
+        };
+        let is_checkpoint = |m: &SubscribeResponse| matches!(m.item, Some(Item::Checkpoint(_)));
+        let in_time = std::time::Duration::from_secs(10);
+
+        let mut request = Request::new(wanted.clone());
+        request.extensions_mut().insert(principal.clone());
+        let mut generated = Notifications(state.clone())
+            .subscribe(request)
+            .await
+            .unwrap()
+            .into_inner();
+        let mut by_message: Vec<SubscribeResponse> = Vec::new();
+        while !by_message.iter().any(is_checkpoint) {
+            let next = tokio::time::timeout(in_time, generated.next()).await;
+            by_message.push(next.expect("in time").expect("open").unwrap());
+        }
+
+        let mut framed = BytesMut::new();
+        put_framed(&mut framed, &wanted.encode_to_vec());
+        let mut http = http::Request::new(tonic::body::Body::new(http_body_util::Full::new(
+            framed.freeze(),
+        )));
+        *http.uri_mut() = http::Uri::from_static(SUBSCRIBE_PATH);
+        http.extensions_mut().insert(principal);
+        let mut body = NotificationRoutes::new(state)
+            .call(http)
+            .await
+            .unwrap()
+            .into_body();
+        let mut by_frame = Vec::new();
+        while !by_frame.iter().any(is_checkpoint) {
+            let frame = tokio::time::timeout(in_time, body.frame()).await;
+            let data = frame.expect("in time").expect("open").unwrap();
+            by_frame.extend(unframe(data.into_data().expect("a DATA frame")));
+        }
+
+        let titles: Vec<_> = by_message
+            .iter()
+            .filter_map(|m| match &m.item {
+                Some(Item::Notification(n)) => Some(n.title.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            titles,
+            [
+                "Nhiệm vụ sắp đến hạn a",
+                "Nhiệm vụ sắp đến hạn c",
+                "Nhiệm vụ sắp đến hạn d"
+            ]
+        );
+        assert!(is_checkpoint(&by_message[3]));
+        assert_eq!(by_frame, by_message);
+    }
 }
