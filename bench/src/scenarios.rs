@@ -270,6 +270,7 @@ pub async fn write(args: &Args) -> anyhow::Result<Vec<Row>> {
         let call2 = call.clone();
         let tag = format!("b{nonce:x}c{c}");
         let syncs_before = wal_syncs(&mut admin).await?;
+        let commits_before = commits(&mut admin).await?;
         let stats = load::run(c, args.duration_resolved, None, move |w, i| {
             let channel = ch[w % ch.len()].clone();
             let call = call2.clone();
@@ -283,10 +284,13 @@ pub async fn write(args: &Args) -> anyhow::Result<Vec<Row>> {
         })
         .await;
         let ours_syncs = wal_syncs(&mut admin).await? - syncs_before;
+        let ours_commits = commits(&mut admin).await? - commits_before;
         println!("  gateway CreateTask c={c:<3} {}", stats.line());
         let syncs_before = wal_syncs(&mut admin).await?;
+        let commits_before = commits(&mut admin).await?;
         let pg = peers::pgbench(&target, &write_script(), c, args.duration_resolved).await?;
         let peer_syncs = wal_syncs(&mut admin).await? - syncs_before;
+        let peer_commits = commits(&mut admin).await? - commits_before;
         println!(
             "  pgbench same SQL   c={c:<3} {:>9.0}/s avg {:.3} ms ({} transactions)",
             pg.tps, pg.latency_ms, pg.transactions
@@ -299,6 +303,15 @@ pub async fn write(args: &Args) -> anyhow::Result<Vec<Row>> {
             ours_syncs as f64 / stats.ok.max(1) as f64,
             peer_syncs as f64 / pg.transactions.max(1) as f64,
             "flushes/tx",
+        ));
+        // Commits per transaction: the services' own beside the call's (the
+        // events' consumers, followers), each a WAL flush or a share of one.
+        rows.push(Row::info(
+            S,
+            format!("commits per transaction, {c} clients"),
+            ours_commits as f64 / stats.ok.max(1) as f64,
+            peer_commits as f64 / pg.transactions.max(1) as f64,
+            "commits/tx",
         ));
         rows.push(Row::new(
             S,
@@ -319,6 +332,16 @@ pub async fn write(args: &Args) -> anyhow::Result<Vec<Row>> {
     }
     running.stop().await;
     Ok(rows)
+}
+
+/// Transactions committed in every database of the cluster so far. Like
+/// `wal_sync`, a cumulative statistic that backends report within a second.
+async fn commits(admin: &mut PgConnection) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT sum(xact_commit)::bigint FROM pg_stat_database")
+            .fetch_one(admin)
+            .await?,
+    )
 }
 
 /// WAL flushes (fsync calls) of the whole cluster so far.
