@@ -16,8 +16,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// Reads of values of type `V` keyed by `K`, shared between callers.
 #[derive(Debug)]
 pub struct SharedReads<K, V> {
-    /// Keys with at least one caller; a key no caller holds is removed.
-    keys: Mutex<HashMap<K, Arc<KeyReads<V>>>>,
+    /// Keys with at least one caller, with how many hold them; a key no
+    /// caller holds is removed.
+    keys: Mutex<HashMap<K, Holders<V>>>,
+}
+
+#[derive(Debug)]
+struct Holders<V> {
+    count: usize,
+    reads: Arc<KeyReads<V>>,
 }
 
 #[derive(Debug)]
@@ -65,12 +72,17 @@ impl<K: Eq + Hash + Clone, V: Clone> SharedReads<K, V> {
     }
 
     fn hold(&self, key: K) -> Held<'_, K, V> {
-        let reads = Arc::clone(self.lock().entry(key.clone()).or_insert_with(|| {
-            Arc::new(KeyReads {
+        let mut keys = self.lock();
+        let holders = keys.entry(key.clone()).or_insert_with(|| Holders {
+            count: 0,
+            reads: Arc::new(KeyReads {
                 begun: AtomicU64::new(0),
                 last: tokio::sync::Mutex::new(None),
-            })
-        }));
+            }),
+        });
+        holders.count += 1;
+        let reads = holders.reads.clone();
+        drop(keys);
         Held {
             owner: self,
             key,
@@ -78,7 +90,7 @@ impl<K: Eq + Hash + Clone, V: Clone> SharedReads<K, V> {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Arc<KeyReads<V>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Holders<V>>> {
         // The map is consistent at every await-free step, so a panic
         // elsewhere while it was held leaves nothing half done.
         self.keys.lock().unwrap_or_else(PoisonError::into_inner)
@@ -97,11 +109,12 @@ struct Held<'a, K: Eq + Hash + Clone, V: Clone> {
 impl<K: Eq + Hash + Clone, V: Clone> Drop for Held<'_, K, V> {
     fn drop(&mut self) {
         let mut keys = self.owner.lock();
-        // Holds are taken and let go only under the map's lock, so the count
-        // cannot change between this check and the removal: two are this
-        // hold and the map's.
-        if Arc::strong_count(&self.reads) == 2 {
-            keys.remove(&self.key);
+        // Counted under the map's lock, as in `hold`.
+        if let Some(holders) = keys.get_mut(&self.key) {
+            holders.count -= 1;
+            if holders.count == 0 {
+                keys.remove(&self.key);
+            }
         }
     }
 }
@@ -251,5 +264,27 @@ mod tests {
         release.send(()).expect("the next caller reads");
         assert_eq!(outcome(next).await, Ok(2));
         assert_eq!(callers.shared.keys_held(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_key_outlives_its_callers() {
+        let shared = Arc::new(SharedReads::<usize, usize>::default());
+        let callers: Vec<_> = (0..2000)
+            .map(|i| {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    shared
+                        .read(i % 5, || async move {
+                            tokio::task::yield_now().await;
+                            Ok::<_, ()>(i)
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for caller in callers {
+            assert!(caller.await.expect("the caller ends").is_ok());
+        }
+        assert_eq!(shared.keys_held(), 0);
     }
 }
