@@ -304,8 +304,9 @@ pub async fn write(args: &Args) -> anyhow::Result<Vec<Row>> {
             peer_syncs as f64 / pg.transactions.max(1) as f64,
             "flushes/tx",
         ));
-        // Commits per transaction: the services' own beside the call's (the
-        // events' consumers, followers), each a WAL flush or a share of one.
+        // Commits per transaction: beside the call's own, the services' (the
+        // consumers' batches; the followers' reads, as every statement
+        // outside a transaction block counts as one).
         rows.push(Row::info(
             S,
             format!("commits per transaction, {c} clients"),

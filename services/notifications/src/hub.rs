@@ -525,12 +525,13 @@ impl Hub {
     /// at that moment, in one step; `None` once the hub has closed.
     fn register(&self, filter: &Arc<StreamFilter>) -> Option<(Inbox, Cursor, Registration)> {
         let mailbox = Arc::new(Mailbox::default());
+        let whole_recipient = filter.selects_everything_for_one_recipient();
         let waiting = Arc::new(AtomicUsize::new(0));
         let quiet_pending = Arc::new(AtomicBool::new(false));
         let route = Route {
             filter: filter.clone(),
             one_recipient: filter.recipients.as_ref().is_some_and(|l| l.len() == 1),
-            whole_recipient: filter.selects_everything_for_one_recipient(),
+            whole_recipient,
             mailbox: mailbox.clone(),
             waiting: waiting.clone(),
             quiet_pending: quiet_pending.clone(),
@@ -567,7 +568,7 @@ impl Hub {
             waiting,
             quiet_pending,
             filter: filter.clone(),
-            whole_recipient: filter.selects_everything_for_one_recipient(),
+            whole_recipient,
         };
         Some((inbox, position, registration))
     }
