@@ -292,6 +292,56 @@ async fn the_sql_rule_agrees_with_classify_everywhere() {
     assert_eq!(total as usize, expected.len());
 }
 
+/// Officials who open the dashboard at the same moment share reads, and
+/// each still counts every task written before it asked; an agency user
+/// asking at that moment gets its own figures, not the province's.
+#[tokio::test]
+async fn statistics_asked_at_once_count_every_task_written_before_they_asked() {
+    let today = d(2024, 12, 16);
+    let s = Service::start(at(today)).await;
+    let due = Some(d(2024, 12, 31));
+    seed(
+        &s.pool,
+        new_task("so-tai-chinh", today, due, false),
+        Stage::Assigned,
+        None,
+    )
+    .await;
+    let office_stats = s.stats(&office()).await;
+    let agency_stats = s.stats(&agency("so-tai-chinh")).await;
+    for written in 1..=3 {
+        seed(
+            &s.pool,
+            new_task("so-ldtbxh", today, due, false),
+            Stage::Assigned,
+            None,
+        )
+        .await;
+        let calls = (0..8).map(|i| {
+            let (mut client, province) = if i % 4 == 3 {
+                (agency_stats.clone(), false)
+            } else {
+                (office_stats.clone(), true)
+            };
+            async move {
+                let r = client
+                    .get_task_statistics(pb::GetTaskStatisticsRequest::default())
+                    .await
+                    .unwrap()
+                    .into_inner();
+                (province, r.all.unwrap().total)
+            }
+        });
+        for (province, total) in futures::future::join_all(calls).await {
+            if province {
+                assert_eq!(total, written + 1, "the province, after {written} writes");
+            } else {
+                assert_eq!(total, 1, "an agency user sees its own");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_classic_report_58_36_22_and_7_1() {
     let today = d(2024, 12, 16);
