@@ -19,6 +19,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use dondoc_contracts::directives::v1::WatchEventsRequest;
 use dondoc_contracts::directives::v1::directive_event_service_client::DirectiveEventServiceClient;
+use dondoc_database::HotConnections;
 use dondoc_database::ServiceSchema;
 use dondoc_events::{Cursor, Wake, consumer};
 use dondoc_identity::ServiceCredentials;
@@ -62,6 +63,9 @@ pub struct AssignmentsConfig {
 pub struct State {
     /// Pool.
     pub pool: PgPool,
+    /// The same pool, for mutations: each begins on the connection that
+    /// committed last.
+    pub hot: HotConnections,
     /// Injected clock.
     pub clock: Clock,
     /// Wakes followers after commits.
@@ -118,6 +122,7 @@ impl App {
                 shutdown: shutdown.clone(),
                 clock: clock.clone(),
             },
+            hot: HotConnections::new(pool.clone()),
             pool,
             clock,
             wake,

@@ -12,6 +12,7 @@ pub mod storage;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use dondoc_database::HotConnections;
 use dondoc_database::ServiceSchema;
 use dondoc_events::Wake;
 use dondoc_server::streams::StreamContext;
@@ -35,6 +36,9 @@ pub fn schema() -> ServiceSchema {
 pub struct State {
     /// The service role's pool.
     pub pool: PgPool,
+    /// The same pool, for mutations: each begins on the connection that
+    /// committed last.
+    pub hot: HotConnections,
     /// The injected clock.
     pub clock: Clock,
     /// Wakes stream followers after a commit.
@@ -79,6 +83,7 @@ impl App {
                 shutdown,
                 clock: clock.clone(),
             },
+            hot: HotConnections::new(pool.clone()),
             pool,
             clock,
             wake,

@@ -61,6 +61,7 @@ async fn service() -> Service {
             shutdown: CancellationToken::new(),
             clock: clock.clone(),
         },
+        hot: dondoc_database::HotConnections::new(pool.clone()),
         pool,
         clock,
         wake,

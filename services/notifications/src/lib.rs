@@ -21,6 +21,7 @@ use std::sync::Arc;
 use dondoc_contracts::assignments::v1::WatchEventsRequest;
 use dondoc_contracts::assignments::v1::task_event_service_client::TaskEventServiceClient;
 use dondoc_contracts::directives::v1::agency_service_client::AgencyServiceClient;
+use dondoc_database::HotConnections;
 use dondoc_database::ServiceSchema;
 use dondoc_events::{Cursor, Wake, consumer};
 use dondoc_identity::ServiceCredentials;
@@ -65,6 +66,9 @@ pub struct NotificationsConfig {
 pub struct State {
     /// Pool.
     pub pool: PgPool,
+    /// The same pool, for mutations: each begins on the connection that
+    /// committed last.
+    pub hot: HotConnections,
     /// Injected clock.
     pub clock: Clock,
     /// Wakes the stream hub and the deliverer after notifications commit.
@@ -128,6 +132,7 @@ impl App {
         .map_err(|e| StartError::Database(e.into()))?;
         let state = Arc::new(State {
             hub,
+            hot: HotConnections::new(pool.clone()),
             pool,
             clock,
             notifications: Wake::new(),

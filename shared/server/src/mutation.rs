@@ -2,15 +2,15 @@
 //! with the same id gets the first answer and changes nothing.
 
 use dondoc_database::idempotency::{self, RequestKey};
-use dondoc_database::storage_error;
+use dondoc_database::{HotConnections, HotTransaction, storage_error};
 use dondoc_errors::Error;
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::PgConnection;
 use tracing::Instrument as _;
 
 /// An open mutation.
 #[derive(Debug)]
 pub struct Mutation {
-    tx: Transaction<'static, Postgres>,
+    tx: HotTransaction,
     key: Option<(String, String, String)>,
     previous: Option<Vec<u8>>,
     /// `db.transaction`, from begin to commit (or drop), under the call's
@@ -22,7 +22,7 @@ impl Mutation {
     /// Begins the mutation of `method` by `principal`. With a non-empty
     /// `request_id`, a stored answer is looked up (and the id locked).
     pub async fn begin(
-        pool: &PgPool,
+        pool: &HotConnections,
         method: &str,
         principal: &str,
         request_id: &str,
@@ -39,16 +39,16 @@ impl Mutation {
     }
 
     async fn begin_in(
-        pool: &PgPool,
+        pool: &HotConnections,
         method: &str,
         principal: &str,
         request_id: &str,
         span: tracing::Span,
     ) -> Result<Self, Error> {
-        let mut tx = pool.begin().await.map_err(storage_error)?;
         if request_id.len() > 128 {
             return Err(Error::invalid("request_id", "at most 128 characters"));
         }
+        let mut tx = pool.begin().await.map_err(storage_error)?;
         let mut previous = None;
         let key = if request_id.is_empty() {
             None

@@ -105,7 +105,7 @@ impl Indicators {
         }
         v.finish()?;
         let mut mutation =
-            Mutation::begin(&self.0.pool, &method(rpc), &principal.subject, request_id).await?;
+            Mutation::begin(&self.0.hot, &method(rpc), &principal.subject, request_id).await?;
         #[derive(Clone, PartialEq, prost::Message)]
         struct Stored {
             #[prost(message, optional, tag = "1")]
@@ -180,7 +180,7 @@ impl IndicatorService for Indicators {
         v.finish()?;
         let kind = kind.ok_or_else(|| Error::internal("checked above"))?;
         let mut mutation = Mutation::begin(
-            &self.0.pool,
+            &self.0.hot,
             &method("CreateIndicator"),
             &principal.subject,
             &r.request_id,

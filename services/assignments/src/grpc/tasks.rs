@@ -121,7 +121,7 @@ impl Tasks {
         rpc: &str,
         request_id: &str,
     ) -> Result<Mutation, Error> {
-        Mutation::begin(&self.0.pool, &method(rpc), &principal.subject, request_id).await
+        Mutation::begin(&self.0.hot, &method(rpc), &principal.subject, request_id).await
     }
 
     /// A connection and the task named by `parent`, when the caller may read it.
@@ -174,7 +174,7 @@ impl Tasks {
         }
         let state = &self.0;
         let mut mutation =
-            Mutation::begin(&state.pool, &method(rpc), &principal.subject, request_id).await?;
+            Mutation::begin(&state.hot, &method(rpc), &principal.subject, request_id).await?;
         if let Some(previous) = mutation.previous::<R>()? {
             return Ok(Response::new(previous));
         }
@@ -288,7 +288,7 @@ impl TaskService for Tasks {
         v.finish()?;
         let state = &self.0;
         let mut mutation = Mutation::begin(
-            &state.pool,
+            &state.hot,
             &method("CreateTask"),
             &principal.subject,
             &request.request_id,

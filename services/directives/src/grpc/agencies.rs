@@ -65,13 +65,8 @@ impl AgencyService for Agencies {
         })?;
         let state = &self.0;
         let method = method(service_names::AGENCY, "CreateAgency");
-        let mut mutation = Mutation::begin(
-            &state.pool,
-            &method,
-            &principal.subject,
-            &request.request_id,
-        )
-        .await?;
+        let mut mutation =
+            Mutation::begin(&state.hot, &method, &principal.subject, &request.request_id).await?;
         if let Some(previous) = mutation.previous::<CreateAgencyResponse>()? {
             return Ok(Response::new(previous));
         }
@@ -196,13 +191,8 @@ impl AgencyService for Agencies {
         let mask: Vec<String> = request.update_mask.map(|m| m.paths).unwrap_or_default();
         let state = &self.0;
         let method = method(service_names::AGENCY, "UpdateAgency");
-        let mut mutation = Mutation::begin(
-            &state.pool,
-            &method,
-            &principal.subject,
-            &request.request_id,
-        )
-        .await?;
+        let mut mutation =
+            Mutation::begin(&state.hot, &method, &principal.subject, &request.request_id).await?;
         if let Some(previous) = mutation.previous::<UpdateAgencyResponse>()? {
             return Ok(Response::new(previous));
         }
@@ -383,13 +373,8 @@ impl AgencyService for Agencies {
             .flatten();
         let state = &self.0;
         let method = method(service_names::AGENCY, "RenameAgency");
-        let mut mutation = Mutation::begin(
-            &state.pool,
-            &method,
-            &principal.subject,
-            &request.request_id,
-        )
-        .await?;
+        let mut mutation =
+            Mutation::begin(&state.hot, &method, &principal.subject, &request.request_id).await?;
         if let Some(previous) = mutation.previous::<RenameAgencyResponse>()? {
             return Ok(Response::new(previous));
         }
@@ -632,7 +617,7 @@ impl Agencies {
         let state = &self.0;
         let method = method(service_names::AGENCY, rpc);
         let mut mutation =
-            Mutation::begin(&state.pool, &method, &principal.subject, request_id).await?;
+            Mutation::begin(&state.hot, &method, &principal.subject, request_id).await?;
         if let Some(previous) = mutation.previous::<pb::Agency>()? {
             return Ok(previous);
         }

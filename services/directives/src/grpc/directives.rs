@@ -342,13 +342,8 @@ impl DirectiveService for Directives {
         let draft = draft_from_pb(directive, false)?;
         let state = &self.0;
         let method = method(service_names::DIRECTIVE, "CreateDirective");
-        let mut mutation = Mutation::begin(
-            &state.pool,
-            &method,
-            &principal.subject,
-            &request.request_id,
-        )
-        .await?;
+        let mut mutation =
+            Mutation::begin(&state.hot, &method, &principal.subject, &request.request_id).await?;
         if let Some(previous) = mutation.previous::<CreateDirectiveResponse>()? {
             return Ok(Response::new(previous));
         }
@@ -523,13 +518,8 @@ impl DirectiveService for Directives {
         check_update_mask(&mask)?;
         let state = &self.0;
         let method = method(service_names::DIRECTIVE, "UpdateDirective");
-        let mut mutation = Mutation::begin(
-            &state.pool,
-            &method,
-            &principal.subject,
-            &request.request_id,
-        )
-        .await?;
+        let mut mutation =
+            Mutation::begin(&state.hot, &method, &principal.subject, &request.request_id).await?;
         if let Some(previous) = mutation.previous::<UpdateDirectiveResponse>()? {
             return Ok(Response::new(previous));
         }
@@ -609,13 +599,8 @@ impl DirectiveService for Directives {
         let id = resource_id(&request.name, "directives", "name").map_err(invalid)?;
         let state = &self.0;
         let method = method(service_names::DIRECTIVE, "IssueDirective");
-        let mut mutation = Mutation::begin(
-            &state.pool,
-            &method,
-            &principal.subject,
-            &request.request_id,
-        )
-        .await?;
+        let mut mutation =
+            Mutation::begin(&state.hot, &method, &principal.subject, &request.request_id).await?;
         if let Some(previous) = mutation.previous::<IssueDirectiveResponse>()? {
             return Ok(Response::new(previous));
         }
@@ -771,13 +756,8 @@ impl DirectiveService for Directives {
         let id = resource_id(&request.name, "directives", "name").map_err(invalid)?;
         let state = &self.0;
         let method = method(service_names::DIRECTIVE, "RevokeDirective");
-        let mut mutation = Mutation::begin(
-            &state.pool,
-            &method,
-            &principal.subject,
-            &request.request_id,
-        )
-        .await?;
+        let mut mutation =
+            Mutation::begin(&state.hot, &method, &principal.subject, &request.request_id).await?;
         if let Some(previous) = mutation.previous::<RevokeDirectiveResponse>()? {
             return Ok(Response::new(previous));
         }
@@ -885,13 +865,8 @@ impl DirectiveService for Directives {
             .ok_or_else(|| Error::invalid("source", "must be set"))?;
         let state = &self.0;
         let method = method(service_names::DIRECTIVE, "ImportDirective");
-        let mut mutation = Mutation::begin(
-            &state.pool,
-            &method,
-            &principal.subject,
-            &request.request_id,
-        )
-        .await?;
+        let mut mutation =
+            Mutation::begin(&state.hot, &method, &principal.subject, &request.request_id).await?;
         if let Some(previous) = mutation.previous::<ImportDirectiveResponse>()? {
             return Ok(Response::new(previous));
         }

@@ -282,7 +282,7 @@ impl SubscriptionService for Subscriptions {
             .into());
         }
         let mut m = Mutation::begin(
-            &self.0.pool,
+            &self.0.hot,
             "CreateSubscription",
             &p.subject,
             &request.request_id,

@@ -417,6 +417,7 @@ mod tests {
             .await
             .unwrap();
         let state = Arc::new(crate::State {
+            hot: dondoc_database::HotConnections::new(pool.clone()),
             pool,
             clock: clock(),
             notifications: dondoc_events::Wake::new(),

@@ -1,0 +1,214 @@
+//! Transactions on the connection that committed last, against a real
+//! PostgreSQL: which connection a transaction runs on, what happens to one
+//! that does not commit, and that the pool still serves every caller and
+//! closes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use dondoc_database::{HotConnections, PoolSettings, ServiceSchema, storage_error};
+use sqlx::{Connection, PgPool};
+
+/// Every test's database is cloned from one template, with one role.
+fn schema() -> ServiceSchema {
+    ServiceSchema::for_service("hot")
+}
+
+async fn setup() -> (dondoc_testing::TestDatabase, PgPool) {
+    let schema = schema();
+    let (db, pool) =
+        dondoc_testing::migrated("hot_template", &schema, &dondoc_testing::NO_MIGRATIONS).await;
+    sqlx::query("CREATE TABLE marks (id INT PRIMARY KEY)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    (db, pool)
+}
+
+async fn backend_pid(conn: &mut sqlx::PgConnection) -> i32 {
+    sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+/// Opens `n` connections in the pool and lets them go idle.
+async fn grow(pool: &PgPool, n: usize) {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        held.push(pool.acquire().await.unwrap());
+    }
+    drop(held);
+    dondoc_testing::eventually(Duration::from_secs(5), || async {
+        (pool.num_idle() >= n).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn transactions_one_after_another_run_on_the_connection_that_committed_last() {
+    let (_db, pool) = setup().await;
+    grow(&pool, 6).await;
+    let hot = HotConnections::new(pool.clone());
+    let mut pids = Vec::new();
+    for _ in 0..20 {
+        let mut tx = hot.begin().await.unwrap();
+        pids.push(backend_pid(&mut tx).await);
+        tx.commit().await.unwrap();
+    }
+    // sqlx's pool alone hands out the connection idle longest: these twenty
+    // would go round the six.
+    assert!(
+        pids.iter().all(|pid| *pid == pids[0]),
+        "one server process ran every transaction: {pids:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_transaction_not_committed_is_rolled_back_and_leaves_the_stack() {
+    let (_db, pool) = setup().await;
+    let hot = HotConnections::new(pool.clone());
+    let mut tx = hot.begin().await.unwrap();
+    let pid = backend_pid(&mut tx).await;
+    sqlx::query("INSERT INTO marks VALUES (1)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    drop(tx);
+    assert_eq!(hot.kept(), 0, "it went back to the pool, which checks it");
+
+    // Its row lock is gone: the same key inserts (a transaction still open
+    // would hold it past the lock timeout) and commits.
+    let mut tx = hot.begin().await.unwrap();
+    sqlx::query("SET LOCAL lock_timeout = '5s'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO marks VALUES (1)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let marks: i64 = sqlx::query_scalar("SELECT count(*) FROM marks")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(marks, 1, "only the committed row is there");
+
+    // And the dropped one's session is not left in its transaction.
+    dondoc_testing::eventually(Duration::from_secs(5), || async {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM pg_stat_activity WHERE pid = $1")
+                .bind(pid)
+                .fetch_optional(&pool)
+                .await
+                .unwrap()
+                .flatten();
+        (state.as_deref() != Some("idle in transaction")).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_kept_connection_the_server_ended_fails_at_most_once_then_is_replaced() {
+    let (db, pool) = setup().await;
+    let hot = HotConnections::new(pool.clone());
+    let mut tx = hot.begin().await.unwrap();
+    let pid = backend_pid(&mut tx).await;
+    tx.commit().await.unwrap();
+
+    let mut admin = sqlx::PgConnection::connect_with(&db.admin_options())
+        .await
+        .unwrap();
+    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+        .bind(pid)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert!(ended);
+    admin.close().await.unwrap();
+
+    // Back within the second, it is handed out unchecked and the call fails
+    // with UNAVAILABLE (a retry may succeed); later than that it is checked
+    // and replaced at once. Either way the ended connection is not used again.
+    let mut failures = 0;
+    for _ in 0..3 {
+        match hot.begin().await {
+            Ok(mut tx) => {
+                assert_ne!(backend_pid(&mut tx).await, pid);
+                tx.commit().await.unwrap();
+            }
+            Err(error) => {
+                failures += 1;
+                assert!(
+                    matches!(storage_error(error), dondoc_errors::Error::Unavailable(_)),
+                    "an ended connection is UNAVAILABLE"
+                );
+            }
+        }
+    }
+    assert!(
+        failures <= 1,
+        "the ended connection failed {failures} calls"
+    );
+}
+
+#[tokio::test]
+async fn callers_beyond_the_pool_all_get_a_connection_in_turn() {
+    let (db, _pool) = setup().await;
+    let schema = schema();
+    let small = dondoc_database::connect(
+        db.role_options(&schema.role),
+        &schema,
+        &PoolSettings {
+            max_connections: 2,
+            acquire_timeout: Duration::from_secs(10),
+        },
+    )
+    .await
+    .unwrap();
+    let hot = HotConnections::new(small.clone());
+    // Six callers, two connections: those waiting in the pool must get the
+    // connections that come back, not watch them go onto the stack.
+    let callers: Vec<_> = (0..6)
+        .map(|caller| {
+            let hot = hot.clone();
+            tokio::spawn(async move {
+                for turn in 0..15 {
+                    let mut tx = hot.begin().await.unwrap();
+                    sqlx::query("INSERT INTO marks VALUES ($1)")
+                        .bind(caller * 100 + turn)
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                    tokio::task::yield_now().await;
+                    tx.commit().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    let marks: i64 = sqlx::query_scalar("SELECT count(*) FROM marks")
+        .fetch_one(&small)
+        .await
+        .unwrap();
+    assert_eq!(marks, 90);
+    assert!(small.size() <= 2);
+}
+
+#[tokio::test]
+async fn closing_the_pool_lets_the_kept_connections_go() {
+    let (_db, pool) = setup().await;
+    let hot = HotConnections::new(pool.clone());
+    let mut tx = hot.begin().await.unwrap();
+    backend_pid(&mut tx).await;
+    tx.commit().await.unwrap();
+    assert_eq!(hot.kept(), 1);
+    // sqlx's close waits for every connection handed out.
+    tokio::time::timeout(Duration::from_secs(10), pool.close())
+        .await
+        .expect("the pool closes with a connection on the stack");
+}
