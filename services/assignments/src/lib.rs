@@ -63,8 +63,8 @@ pub struct AssignmentsConfig {
 pub struct State {
     /// Pool.
     pub pool: PgPool,
-    /// The same pool, for mutations: each begins on the connection that
-    /// committed last.
+    /// The same pool, most recently used connection first: for mutations,
+    /// the upstream consumer and event stream reads.
     pub hot: HotConnections,
     /// Injected clock.
     pub clock: Clock,
@@ -114,15 +114,16 @@ impl App {
         dondoc_server::metrics::consumer_collector(&server.metrics(), upstream_status.clone());
         server.readiness().watch_consumer(upstream_status.clone());
         let wake = Wake::new();
+        let hot = HotConnections::new(pool.clone());
         let state = Arc::new(State {
             streams: StreamContext {
-                pool: pool.clone(),
+                hot: hot.clone(),
                 wake: wake.clone(),
                 follow: config.service.follow.clone(),
                 shutdown: shutdown.clone(),
                 clock: clock.clone(),
             },
-            hot: HotConnections::new(pool.clone()),
+            hot,
             pool,
             clock,
             wake,
@@ -164,7 +165,7 @@ impl App {
         let credentials = ServiceCredentials::new(self.config.service.identity.signer.clone());
         let client = DirectiveEventServiceClient::with_interceptor(channel, credentials);
         let follower = tokio::spawn(consumer::run_observed(
-            self.state.pool.clone(),
+            self.state.hot.clone(),
             move |after: Cursor| {
                 let mut client = client.clone();
                 async move {

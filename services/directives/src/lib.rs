@@ -36,8 +36,8 @@ pub fn schema() -> ServiceSchema {
 pub struct State {
     /// The service role's pool.
     pub pool: PgPool,
-    /// The same pool, for mutations: each begins on the connection that
-    /// committed last.
+    /// The same pool, most recently used connection first: for mutations
+    /// and event stream reads.
     pub hot: HotConnections,
     /// The injected clock.
     pub clock: Clock,
@@ -75,15 +75,16 @@ impl App {
             .await?;
         server.watch_database(pool.clone());
         let wake = Wake::new();
+        let hot = HotConnections::new(pool.clone());
         let state = Arc::new(State {
             streams: StreamContext {
-                pool: pool.clone(),
+                hot: hot.clone(),
                 wake: wake.clone(),
                 follow: config.follow,
                 shutdown,
                 clock: clock.clone(),
             },
-            hot: HotConnections::new(pool.clone()),
+            hot,
             pool,
             clock,
             wake,

@@ -48,9 +48,10 @@ async fn service() -> Service {
         .unwrap();
     let clock = Clock::manual(Utc.with_ymd_and_hms(2024, 9, 5, 2, 0, 0).unwrap());
     let wake = Wake::new();
+    let hot = dondoc_database::HotConnections::new(pool.clone());
     let state = Arc::new(State {
         streams: StreamContext {
-            pool: pool.clone(),
+            hot: hot.clone(),
             wake: wake.clone(),
             follow: FollowSettings {
                 poll_interval: Duration::from_millis(100),
@@ -61,7 +62,7 @@ async fn service() -> Service {
             shutdown: CancellationToken::new(),
             clock: clock.clone(),
         },
-        hot: dondoc_database::HotConnections::new(pool.clone()),
+        hot,
         pool,
         clock,
         wake,
@@ -243,17 +244,25 @@ async fn events(s: &Service) -> Vec<DirectiveEvent> {
         .fetch_one(&s.state.pool)
         .await
         .unwrap();
-    let mut page = dondoc_events::outbox::read(&s.state.pool, Cursor::START, 1000)
-        .await
-        .unwrap();
+    let mut page = dondoc_events::outbox::read(
+        &mut s.state.pool.acquire().await.unwrap(),
+        Cursor::START,
+        1000,
+    )
+    .await
+    .unwrap();
     for _ in 0..100 {
         if page.items.len() as i64 >= written {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        page = dondoc_events::outbox::read(&s.state.pool, Cursor::START, 1000)
-            .await
-            .unwrap();
+        page = dondoc_events::outbox::read(
+            &mut s.state.pool.acquire().await.unwrap(),
+            Cursor::START,
+            1000,
+        )
+        .await
+        .unwrap();
     }
     page.items
         .into_iter()

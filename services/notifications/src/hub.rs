@@ -598,8 +598,14 @@ impl Hub {
     /// like catch-up reads.
     pub async fn resume_point(&self, after: Cursor) -> Result<Cursor, dondoc_errors::Error> {
         let _turn = self.shared.catch_up.acquire().await.ok();
+        let mut conn = self
+            .shared
+            .pool
+            .acquire()
+            .await
+            .map_err(dondoc_database::storage_error)?;
         Box::pin(outbox::resume_point(
-            &self.shared.pool,
+            &mut conn,
             notifications::STREAM,
             after,
         ))

@@ -66,8 +66,8 @@ pub struct NotificationsConfig {
 pub struct State {
     /// Pool.
     pub pool: PgPool,
-    /// The same pool, for mutations: each begins on the connection that
-    /// committed last.
+    /// The same pool, most recently used connection first: for mutations
+    /// and the upstream consumer.
     pub hot: HotConnections,
     /// Injected clock.
     pub clock: Clock,
@@ -202,7 +202,7 @@ impl App {
             credentials,
         );
         let follower = tokio::spawn(consumer::run_observed(
-            self.state.pool.clone(),
+            self.state.hot.clone(),
             move |after: Cursor| {
                 let mut client = client.clone();
                 async move {

@@ -1,4 +1,4 @@
-//! Transactions on the connection that finished last.
+//! Connections handed out most recently used first.
 //!
 //! sqlx's pool hands out the connection that has been idle longest, so even
 //! one caller at a time cycles through every connection the pool holds, and
@@ -9,12 +9,13 @@
 //! for the same reason.
 //!
 //! [`HotConnections`] keeps a few connections back from committed
-//! transactions on a stack and begins the next transaction on the top one.
-//! It gives a connection back to sqlx's pool instead whenever the pool may
-//! have callers waiting (no idle connection there and no room for a new
-//! one), so under saturation every connection still goes through the pool's
-//! fair queue. A connection whose transaction did not commit is rolled back
-//! and goes back to the pool, which checks it as it comes back.
+//! transactions (and from statements run outside one) on a stack and hands
+//! out the top one first. It gives a connection back to sqlx's pool instead
+//! whenever the pool may have callers waiting (no idle connection there and
+//! no room for a new one), so under saturation every connection still goes
+//! through the pool's fair queue. A connection whose transaction did not end
+//! is rolled back and goes back to the pool, which checks it as it comes
+//! back; so does one dropped without being released.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -32,7 +33,7 @@ const KEEP: usize = 4;
 /// the pool once, which closes it past its maximum lifetime.
 const RECYCLE_AFTER: Duration = Duration::from_secs(60);
 
-/// A service's pool, with its recently committed connections first.
+/// A service's pool, with its most recently used connections first.
 #[derive(Clone)]
 pub struct HotConnections {
     pool: PgPool,
@@ -132,41 +133,84 @@ impl HotConnections {
         self.stack.len()
     }
 
-    /// Begins a transaction on the connection that committed last, or on
-    /// one from the pool.
+    /// Begins a transaction on the connection used last, or on one from
+    /// the pool.
     pub async fn begin(&self) -> Result<HotTransaction, sqlx::Error> {
-        let (mut conn, from_pool) = self.acquire().await?;
+        let mut conn = self.acquire().await?;
         // Dropped on failure, the connection goes back to the pool, which
         // checks it.
         simple(&mut conn, "BEGIN").await?;
-        Ok(HotTransaction {
-            conn: Some(conn),
-            from_pool,
-            pool: self.pool.clone(),
-            stack: self.stack.clone(),
-        })
+        Ok(HotTransaction { conn: Some(conn) })
     }
 
-    async fn acquire(&self) -> Result<(PoolConnection<Postgres>, Instant), sqlx::Error> {
+    /// The connection used last, or one from the pool, for
+    /// statements outside a transaction. [`HotConnection::release`] puts it
+    /// back on the stack once they have completed.
+    pub async fn acquire(&self) -> Result<HotConnection, sqlx::Error> {
         while let Some(mut kept) = self.stack.pop() {
             // As the pool does: one idle for a while is checked, since the
             // server may have restarted or a firewall cut it meanwhile.
             if kept.since.elapsed() < CHECK_AFTER_IDLE || kept.conn.ping().await.is_ok() {
-                return Ok((kept.conn, kept.from_pool));
+                return Ok(HotConnection {
+                    conn: kept.conn,
+                    from_pool: kept.from_pool,
+                    home: self.clone(),
+                });
             }
             kept.conn.close_on_drop();
         }
-        Ok((self.pool.acquire().await?, Instant::now()))
+        Ok(HotConnection {
+            conn: self.pool.acquire().await?,
+            from_pool: Instant::now(),
+            home: self.clone(),
+        })
+    }
+}
+
+/// A connection from [`HotConnections`]. Dropped rather than released (a
+/// statement cut short, an error), it goes back to the pool, which checks it.
+pub struct HotConnection {
+    conn: PoolConnection<Postgres>,
+    from_pool: Instant,
+    home: HotConnections,
+}
+
+impl std::fmt::Debug for HotConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HotConnection").finish_non_exhaustive()
+    }
+}
+
+impl HotConnection {
+    /// Its statements completed: it goes on top of the stack.
+    pub fn release(self) {
+        let HotConnection {
+            conn,
+            from_pool,
+            home,
+        } = self;
+        home.stack.give_back(conn, from_pool, &home.pool);
+    }
+}
+
+impl Deref for HotConnection {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for HotConnection {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.conn
     }
 }
 
 /// An open transaction on one connection: rolled back unless committed.
 pub struct HotTransaction {
-    /// Taken by `commit`; present until then.
-    conn: Option<PoolConnection<Postgres>>,
-    from_pool: Instant,
-    pool: PgPool,
-    stack: Arc<Stack>,
+    /// Taken when it commits or rolls back; present until then.
+    conn: Option<HotConnection>,
 }
 
 impl std::fmt::Debug for HotTransaction {
@@ -179,16 +223,37 @@ impl std::fmt::Debug for HotTransaction {
 
 impl HotTransaction {
     /// Commits; the connection goes on top of the stack.
-    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.end("COMMIT").await
+    }
+
+    /// Rolls back at once; the connection goes on top of the stack.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.end("ROLLBACK").await
+    }
+
+    async fn end(mut self, sql: &'static str) -> Result<(), sqlx::Error> {
         let mut conn = self
             .conn
             .take()
-            .expect("a transaction holds its connection until commit");
+            .expect("a transaction holds its connection until it ends");
         // On failure the server has ended the transaction (or the connection
         // is gone): the connection goes back to the pool, which checks it.
-        simple(&mut conn, "COMMIT").await?;
-        self.stack.give_back(conn, self.from_pool, &self.pool);
+        simple(&mut conn, sql).await?;
+        conn.release();
         Ok(())
+    }
+
+    fn open(&self) -> &HotConnection {
+        self.conn
+            .as_ref()
+            .expect("a transaction holds its connection until it ends")
+    }
+
+    fn open_mut(&mut self) -> &mut HotConnection {
+        self.conn
+            .as_mut()
+            .expect("a transaction holds its connection until it ends")
     }
 }
 
@@ -196,17 +261,13 @@ impl Deref for HotTransaction {
     type Target = PgConnection;
 
     fn deref(&self) -> &PgConnection {
-        self.conn
-            .as_deref()
-            .expect("a transaction holds its connection until commit")
+        self.open()
     }
 }
 
 impl DerefMut for HotTransaction {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        self.conn
-            .as_deref_mut()
-            .expect("a transaction holds its connection until commit")
+        self.open_mut()
     }
 }
 
@@ -215,7 +276,7 @@ impl Drop for HotTransaction {
     /// cut short), then back to the pool; closed when that fails or no
     /// runtime is left to run it.
     fn drop(&mut self) {
-        let Some(mut conn) = self.conn.take() else {
+        let Some(HotConnection { mut conn, .. }) = self.conn.take() else {
             return;
         };
         match tokio::runtime::Handle::try_current() {

@@ -7,8 +7,8 @@
 //! (outbox, cursors, idempotency keys) followed by the service's own; sqlx
 //! keeps its migrations table inside the service's schema.
 //!
-//! [`HotConnections`] begins each transaction on the connection that
-//! committed last, which keeps the server's caches warm.
+//! [`HotConnections`] hands out the connection used last first, which keeps
+//! the server's caches warm.
 //!
 //! [`embedded`] starts a private cluster from the machine's PostgreSQL server
 //! binaries, for `dondoc up` and for tests.
@@ -19,7 +19,7 @@ pub mod embedded;
 pub mod hot;
 pub mod idempotency;
 
-pub use hot::{HotConnections, HotTransaction};
+pub use hot::{HotConnection, HotConnections, HotTransaction};
 
 use std::borrow::Cow;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Transactions on the connection that committed last, against a real
+//! Connections handed out most recently used first, against a real
 //! PostgreSQL: which connection a transaction runs on, what happens to one
 //! that does not commit, and that the pool still serves every caller and
 //! closes.
@@ -211,4 +211,26 @@ async fn closing_the_pool_lets_the_kept_connections_go() {
     tokio::time::timeout(Duration::from_secs(10), pool.close())
         .await
         .expect("the pool closes with a connection on the stack");
+}
+
+#[tokio::test]
+async fn a_released_connection_is_handed_out_next_and_a_dropped_one_is_not() {
+    let (_db, pool) = setup().await;
+    grow(&pool, 4).await;
+    let hot = HotConnections::new(pool.clone());
+    let mut conn = hot.acquire().await.unwrap();
+    let released = backend_pid(&mut conn).await;
+    conn.release();
+    assert_eq!(hot.kept(), 1);
+    let mut conn = hot.acquire().await.unwrap();
+    assert_eq!(
+        backend_pid(&mut conn).await,
+        released,
+        "the released one first"
+    );
+
+    // Dropped instead (as when a statement is cut short), it goes back to
+    // the pool, which checks it, and is not on the stack.
+    drop(conn);
+    assert_eq!(hot.kept(), 0);
 }

@@ -9,8 +9,9 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use dondoc_database::HotConnections;
 use futures::{FutureExt as _, Stream, StreamExt};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -200,7 +201,7 @@ pub const MAX_BATCH: usize = 128;
 
 /// Applies one stream item. Returns the cursor now stored.
 pub async fn apply_one<E: Clone, A: Apply<E>>(
-    pool: &PgPool,
+    pool: &HotConnections,
     source: &str,
     item: Followed<E>,
     applier: &A,
@@ -215,7 +216,7 @@ pub async fn apply_one<E: Clone, A: Apply<E>>(
 /// events before the failing one still land and the error returned is the
 /// failing event's. Returns the cursor now stored.
 pub async fn apply_batch<E: Clone, A: Apply<E>>(
-    pool: &PgPool,
+    pool: &HotConnections,
     source: &str,
     items: Vec<Followed<E>>,
     applier: &A,
@@ -236,7 +237,7 @@ pub async fn apply_batch<E: Clone, A: Apply<E>>(
 }
 
 async fn apply_in_transaction<E, A: Apply<E>>(
-    pool: &PgPool,
+    pool: &HotConnections,
     source: &str,
     items: Vec<Followed<E>>,
     applier: &A,
@@ -295,7 +296,7 @@ async fn apply_in_transaction<E, A: Apply<E>>(
 /// growing pause. Publishes the stored cursor on `progress` and reports
 /// connection state and lag on `status`.
 pub async fn run_observed<E, A, S, C, Fut>(
-    pool: PgPool,
+    pool: HotConnections,
     connect: C,
     applier: A,
     progress: watch::Sender<Cursor>,
@@ -317,7 +318,7 @@ pub async fn run_observed<E, A, S, C, Fut>(
             let start = stored_cursor(&mut conn, source)
                 .await
                 .map_err(|e| e.to_string())?;
-            drop(conn);
+            conn.release();
             progress.send_replace(start);
             let mut stream = connect(start).await.map_err(|s| s.to_string())?;
             status.connected();

@@ -53,12 +53,11 @@ pub async fn append(
 
 /// Reads up to `limit` events after `after`, gap-free.
 pub async fn read(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     after: Cursor,
     limit: i64,
 ) -> Result<Page<StoredEvent>, sqlx::Error> {
-    let mut conn = pool.acquire().await?;
-    let window = Window::open(&mut conn, after).await?;
+    let window = Window::open(&mut *conn, after).await?;
     let (tx, id, xmin) = window.binds();
     let rows = sqlx::query(&format!(
         "SELECT tx_id::text AS tx, id, event_id, kind, aggregate, payload, created_at \
@@ -118,15 +117,11 @@ pub async fn horizon(conn: &mut PgConnection, stream: &str) -> Result<Cursor, sq
 /// client knows to relist instead of silently missing events. An empty
 /// cursor starts at the horizon.
 pub async fn resume_point(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     stream: &str,
     after: Cursor,
 ) -> Result<Cursor, dondoc_errors::Error> {
-    let mut conn = pool
-        .acquire()
-        .await
-        .map_err(dondoc_database::storage_error)?;
-    let horizon = horizon(&mut conn, stream)
+    let horizon = horizon(conn, stream)
         .await
         .map_err(dondoc_database::storage_error)?;
     if after == Cursor::START {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use dondoc_database::ServiceSchema;
+use dondoc_database::{HotConnections, ServiceSchema};
 use dondoc_events::consumer::{self, Apply};
 use dondoc_events::outbox;
 use dondoc_events::{Cursor, FollowSettings, Followed, Wake, follow};
@@ -38,7 +38,9 @@ async fn a_transaction_that_commits_late_is_not_skipped() {
     append(&pool, "fast").await;
 
     // While A is open, a reader must not move past it.
-    let page = outbox::read(&pool, Cursor::START, 100).await.unwrap();
+    let page = outbox::read(&mut pool.acquire().await.unwrap(), Cursor::START, 100)
+        .await
+        .unwrap();
     assert!(
         page.items.is_empty(),
         "nothing may be served while an older transaction is running: {:?}",
@@ -47,7 +49,9 @@ async fn a_transaction_that_commits_late_is_not_skipped() {
     let seen_to = page.scanned_to;
 
     slow.commit().await.unwrap();
-    let page = outbox::read(&pool, seen_to, 100).await.unwrap();
+    let page = outbox::read(&mut pool.acquire().await.unwrap(), seen_to, 100)
+        .await
+        .unwrap();
     let kinds: Vec<_> = page.items.iter().map(|(_, e)| e.kind.as_str()).collect();
     assert_eq!(kinds, ["slow", "fast"], "both, in commit-safe order");
 }
@@ -63,7 +67,7 @@ async fn a_follower_catches_up_then_follows_with_checkpoints() {
         Cursor::START,
         move |after, limit| {
             let pool = reader_pool.clone();
-            async move { outbox::read(&pool, after, limit).await }
+            async move { outbox::read(&mut *pool.acquire().await?, after, limit).await }
         },
         wake.clone(),
         FollowSettings {
@@ -106,7 +110,9 @@ async fn a_follower_catches_up_then_follows_with_checkpoints() {
 async fn a_cursor_older_than_the_horizon_is_out_of_range() {
     let (_db, pool) = database().await;
     append(&pool, "old").await;
-    let page = outbox::read(&pool, Cursor::START, 10).await.unwrap();
+    let page = outbox::read(&mut pool.acquire().await.unwrap(), Cursor::START, 10)
+        .await
+        .unwrap();
     let old_cursor = page.items[0].0;
     append(&pool, "kept").await;
     // Everything written so far is older than "the future".
@@ -115,7 +121,7 @@ async fn a_cursor_older_than_the_horizon_is_out_of_range() {
         .unwrap();
     assert_eq!(deleted, 2);
     let error = outbox::resume_point(
-        &pool,
+        &mut pool.acquire().await.unwrap(),
         outbox::OUTBOX_STREAM,
         Cursor::START.max(Cursor {
             tx: old_cursor.tx,
@@ -127,9 +133,13 @@ async fn a_cursor_older_than_the_horizon_is_out_of_range() {
     assert_eq!(tonic::Status::from(error).code(), tonic::Code::OutOfRange);
     // An empty cursor starts at the horizon instead.
     assert!(
-        outbox::resume_point(&pool, outbox::OUTBOX_STREAM, Cursor::START)
-            .await
-            .is_ok()
+        outbox::resume_point(
+            &mut pool.acquire().await.unwrap(),
+            outbox::OUTBOX_STREAM,
+            Cursor::START
+        )
+        .await
+        .is_ok()
     );
 }
 
@@ -145,9 +155,14 @@ async fn a_redelivered_event_is_applied_once() {
         Followed::Item(second, "b".to_string()),
         Followed::Item(first, "a".to_string()),
     ] {
-        consumer::apply_one(&pool, "upstream", item, &Recorder::default())
-            .await
-            .unwrap();
+        consumer::apply_one(
+            &HotConnections::new(pool.clone()),
+            "upstream",
+            item,
+            &Recorder::default(),
+        )
+        .await
+        .unwrap();
     }
     let kinds: Vec<String> = recorded(&pool).await.into_iter().map(|(k, _)| k).collect();
     assert_eq!(kinds, ["a", "b"]);
@@ -208,7 +223,7 @@ async fn a_batch_is_applied_in_one_transaction_then_wakes_once() {
     let recorder = Recorder::default();
     let at = |id| Cursor { tx: 7, id };
     let stored_now = consumer::apply_batch(
-        &pool,
+        &HotConnections::new(pool.clone()),
         "upstream",
         vec![
             Followed::Item(at(1), "a".to_string()),
@@ -236,7 +251,7 @@ async fn a_batch_is_applied_in_one_transaction_then_wakes_once() {
 
     // The same batch again is a redelivery: nothing changes, nothing wakes.
     let again = consumer::apply_batch(
-        &pool,
+        &HotConnections::new(pool.clone()),
         "upstream",
         vec![
             Followed::Item(at(2), "b".to_string()),
@@ -267,9 +282,14 @@ async fn a_failing_event_keeps_the_events_before_it_and_stops_the_cursor() {
             Followed::Item(at(4), "d".to_string()),
         ]
     };
-    let error = consumer::apply_batch(&pool, "upstream", batch(), &recorder)
-        .await
-        .unwrap_err();
+    let error = consumer::apply_batch(
+        &HotConnections::new(pool.clone()),
+        "upstream",
+        batch(),
+        &recorder,
+    )
+    .await
+    .unwrap_err();
     assert!(error.to_string().contains("poison"), "{error}");
     // The batch failed as a whole, then "a" and "b" landed one by one; "d",
     // after the poison, waits for it.
@@ -283,9 +303,14 @@ async fn a_failing_event_keeps_the_events_before_it_and_stops_the_cursor() {
 
     // Redelivered from the stored cursor, the poison fails again and
     // nothing is applied twice.
-    consumer::apply_batch(&pool, "upstream", batch(), &recorder)
-        .await
-        .unwrap_err();
+    consumer::apply_batch(
+        &HotConnections::new(pool.clone()),
+        "upstream",
+        batch(),
+        &recorder,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(recorded(&pool).await.len(), 2);
     assert_eq!(stored(&pool).await, at(2));
 }
@@ -338,7 +363,7 @@ async fn the_consumer_keeps_what_arrived_before_a_failure_and_resumes_from_its_c
     let status = consumer::ConsumerStatus::new("upstream");
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(consumer::run_observed(
-        pool.clone(),
+        HotConnections::new(pool.clone()),
         connect,
         Recorder::default(),
         progress,

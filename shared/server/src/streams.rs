@@ -5,11 +5,11 @@
 use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
+use dondoc_database::{HotConnections, storage_error};
 use dondoc_events::outbox::{self, StoredEvent};
 use dondoc_events::{Cursor, FollowSettings, Followed, Wake, follow};
 use dondoc_time::Clock;
 use futures::{Stream, StreamExt};
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
@@ -19,8 +19,8 @@ pub type ResponseStream<R> = Pin<Box<dyn Stream<Item = Result<R, Status>> + Send
 /// What following a service's own logs needs.
 #[derive(Debug, Clone)]
 pub struct StreamContext {
-    /// The service's pool.
-    pub pool: PgPool,
+    /// The service's pool, with the connection used last first.
+    pub hot: HotConnections,
     /// Woken after commits.
     pub wake: Wake,
     /// Pacing.
@@ -46,13 +46,20 @@ where
         + 'static,
 {
     let after = Cursor::parse_field(after_cursor, "after_cursor")?;
-    let start = outbox::resume_point(&context.pool, outbox::OUTBOX_STREAM, after).await?;
-    let pool = context.pool.clone();
+    let mut conn = context.hot.acquire().await.map_err(storage_error)?;
+    let start = outbox::resume_point(&mut conn, outbox::OUTBOX_STREAM, after).await?;
+    conn.release();
+    let hot = context.hot.clone();
     let stream = follow(
         start,
         move |after, limit| {
-            let pool = pool.clone();
-            async move { outbox::read(&pool, after, limit).await }
+            let hot = hot.clone();
+            async move {
+                let mut conn = hot.acquire().await?;
+                let page = outbox::read(&mut conn, after, limit).await?;
+                conn.release();
+                Ok(page)
+            }
         },
         context.wake.clone(),
         context.follow.clone(),
@@ -61,6 +68,6 @@ where
     let clock = context.clock.clone();
     Ok(Box::pin(stream.map(move |item| match item {
         Ok(item) => render(item, clock.now()).map_err(Status::from),
-        Err(e) => Err(Status::from(dondoc_database::storage_error(e))),
+        Err(e) => Err(Status::from(storage_error(e))),
     })))
 }
