@@ -78,6 +78,7 @@ pub fn follow() -> anyhow::Result<FollowSettings> {
             "DONDOC_CONSUMER_LINGER_MS",
             defaults.apply_linger.as_millis() as u64,
         )?),
+        read_interval: defaults.read_interval,
     })
 }
 

@@ -70,6 +70,11 @@ pub struct FollowSettings {
     /// then applies several events instead of one each. Zero applies at
     /// once whatever has arrived.
     pub apply_linger: Duration,
+    /// The least time from one read to the next when woken: under steady
+    /// commits, one read then takes what several commits wrote instead of
+    /// each commit setting off a read of its own. A commit after a quiet
+    /// spell is read at once. Zero reads on every wake-up.
+    pub read_interval: Duration,
 }
 
 impl Default for FollowSettings {
@@ -79,6 +84,7 @@ impl Default for FollowSettings {
             checkpoint_interval: Duration::from_secs(10),
             batch: 256,
             apply_linger: Duration::from_millis(10),
+            read_interval: Duration::from_millis(5),
         }
     }
 }
@@ -109,6 +115,7 @@ where
             tokio::pin!(notified);
             notified.as_mut().enable();
 
+            let read_at = Instant::now();
             let page = read(cursor, settings.batch).await?;
             let sent_items = !page.items.is_empty();
             for (position, item) in page.items {
@@ -133,10 +140,157 @@ where
                 .checkpoint_interval
                 .saturating_sub(last_sent.elapsed());
             tokio::select! {
-                _ = &mut notified => {}
+                _ = &mut notified => {
+                    let next = read_at + settings.read_interval;
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(next) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
                 _ = tokio::time::sleep(settings.poll_interval.min(until_checkpoint)) => {}
                 _ = shutdown.cancelled() => break,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use futures::StreamExt;
+
+    use super::*;
+
+    /// An in-memory log of numbered events that records when it is read.
+    #[derive(Clone, Default)]
+    struct Log {
+        events: Arc<Mutex<Vec<i64>>>,
+        reads: Arc<Mutex<Vec<Instant>>>,
+    }
+
+    impl Log {
+        fn append(&self, wake: &Wake) {
+            let mut events = self.events.lock().unwrap();
+            let next = events.len() as i64 + 1;
+            events.push(next);
+            wake.wake();
+        }
+
+        fn read(&self, after: Cursor) -> Page<i64> {
+            self.reads.lock().unwrap().push(Instant::now());
+            let items: Vec<_> = self
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|id| **id > after.id)
+                .map(|id| (Cursor { tx: 1, id: *id }, *id))
+                .collect();
+            let scanned_to = items.last().map_or(after, |(c, _)| *c);
+            Page {
+                items,
+                scanned_to,
+                full: false,
+            }
+        }
+
+        fn reads(&self) -> usize {
+            self.reads.lock().unwrap().len()
+        }
+    }
+
+    fn settings() -> FollowSettings {
+        FollowSettings {
+            poll_interval: Duration::from_secs(30),
+            checkpoint_interval: Duration::from_secs(60),
+            batch: 100,
+            apply_linger: Duration::ZERO,
+            read_interval: Duration::from_millis(5),
+        }
+    }
+
+    fn items(followed: &[Followed<i64>]) -> Vec<i64> {
+        followed
+            .iter()
+            .filter_map(|f| match f {
+                Followed::Item(_, id) => Some(*id),
+                Followed::Checkpoint(_) => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_commit_after_a_quiet_spell_is_read_at_once() {
+        let log = Log::default();
+        let wake = Wake::new();
+        let source = log.clone();
+        let stream = follow(
+            Cursor::START,
+            move |after, _| std::future::ready(Ok::<_, ()>(source.read(after))),
+            wake.clone(),
+            settings(),
+            CancellationToken::new(),
+        );
+        tokio::pin!(stream);
+        assert!(matches!(
+            stream.next().await,
+            Some(Ok(Followed::Checkpoint(_)))
+        ));
+        tokio::time::advance(Duration::from_secs(1)).await;
+
+        let woken = Instant::now();
+        log.append(&wake);
+        let next = stream.next().await.unwrap().unwrap();
+        assert_eq!(items(&[next]), [1]);
+        assert_eq!(
+            woken.elapsed(),
+            Duration::ZERO,
+            "no wait after a quiet spell"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn commits_within_the_read_interval_are_read_together() {
+        let log = Log::default();
+        let wake = Wake::new();
+        let source = log.clone();
+        let stream = follow(
+            Cursor::START,
+            move |after, _| std::future::ready(Ok::<_, ()>(source.read(after))),
+            wake.clone(),
+            settings(),
+            CancellationToken::new(),
+        );
+        tokio::pin!(stream);
+        assert!(matches!(
+            stream.next().await,
+            Some(Ok(Followed::Checkpoint(_)))
+        ));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        log.append(&wake);
+        assert_eq!(items(&[stream.next().await.unwrap().unwrap()]), [1]);
+        let first_read = *log.reads.lock().unwrap().last().unwrap();
+        let reads = log.reads();
+
+        // Three more commits, each waking the follower, within 5 ms of that read.
+        let writer = {
+            let (log, wake) = (log.clone(), wake.clone());
+            tokio::spawn(async move {
+                for _ in 0..3 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    log.append(&wake);
+                }
+            })
+        };
+        let mut followed = Vec::new();
+        while items(&followed).len() < 3 {
+            followed.push(stream.next().await.unwrap().unwrap());
+        }
+        writer.await.unwrap();
+        assert_eq!(items(&followed), [2, 3, 4]);
+        assert_eq!(log.reads(), reads + 1, "one read took all three");
+        let second_read = *log.reads.lock().unwrap().last().unwrap();
+        assert_eq!(second_read - first_read, Duration::from_millis(5));
     }
 }
