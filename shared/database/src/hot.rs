@@ -108,7 +108,7 @@ impl Stack {
 }
 
 impl HotConnections {
-    /// Transactions on `pool`'s connections. Call from within a tokio
+    /// `pool`'s connections, most recently used first. Call from within a tokio
     /// runtime: a task lets the kept connections go when the pool closes, so
     /// that [`PgPool::close`] does not wait for them.
     pub fn new(pool: PgPool) -> Self {

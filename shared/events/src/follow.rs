@@ -158,7 +158,7 @@ where
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use futures::StreamExt;
+    use futures::{Stream, StreamExt};
 
     use super::*;
 
@@ -220,24 +220,31 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_commit_after_a_quiet_spell_is_read_at_once() {
-        let log = Log::default();
-        let wake = Wake::new();
+    /// A follower of `log`, caught up, after a second without commits.
+    async fn quiet_follower(
+        log: &Log,
+        wake: &Wake,
+    ) -> std::pin::Pin<Box<dyn Stream<Item = Result<Followed<i64>, ()>>>> {
         let source = log.clone();
-        let stream = follow(
+        let mut stream = Box::pin(follow(
             Cursor::START,
             move |after, _| std::future::ready(Ok::<_, ()>(source.read(after))),
             wake.clone(),
             settings(),
             CancellationToken::new(),
-        );
-        tokio::pin!(stream);
+        ));
         assert!(matches!(
             stream.next().await,
             Some(Ok(Followed::Checkpoint(_)))
         ));
         tokio::time::advance(Duration::from_secs(1)).await;
+        stream
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_commit_after_a_quiet_spell_is_read_at_once() {
+        let (log, wake) = (Log::default(), Wake::new());
+        let mut stream = quiet_follower(&log, &wake).await;
 
         let woken = Instant::now();
         log.append(&wake);
@@ -252,22 +259,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn commits_within_the_read_interval_are_read_together() {
-        let log = Log::default();
-        let wake = Wake::new();
-        let source = log.clone();
-        let stream = follow(
-            Cursor::START,
-            move |after, _| std::future::ready(Ok::<_, ()>(source.read(after))),
-            wake.clone(),
-            settings(),
-            CancellationToken::new(),
-        );
-        tokio::pin!(stream);
-        assert!(matches!(
-            stream.next().await,
-            Some(Ok(Followed::Checkpoint(_)))
-        ));
-        tokio::time::advance(Duration::from_secs(1)).await;
+        let (log, wake) = (Log::default(), Wake::new());
+        let mut stream = quiet_follower(&log, &wake).await;
         log.append(&wake);
         assert_eq!(items(&[stream.next().await.unwrap().unwrap()]), [1]);
         let first_read = *log.reads.lock().unwrap().last().unwrap();

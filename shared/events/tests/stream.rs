@@ -220,10 +220,11 @@ async fn stored(pool: &PgPool) -> Cursor {
 #[tokio::test]
 async fn a_batch_is_applied_in_one_transaction_then_wakes_once() {
     let (_db, pool) = database().await;
+    let hot = HotConnections::new(pool.clone());
     let recorder = Recorder::default();
     let at = |id| Cursor { tx: 7, id };
     let stored_now = consumer::apply_batch(
-        &HotConnections::new(pool.clone()),
+        &hot,
         "upstream",
         vec![
             Followed::Item(at(1), "a".to_string()),
@@ -251,7 +252,7 @@ async fn a_batch_is_applied_in_one_transaction_then_wakes_once() {
 
     // The same batch again is a redelivery: nothing changes, nothing wakes.
     let again = consumer::apply_batch(
-        &HotConnections::new(pool.clone()),
+        &hot,
         "upstream",
         vec![
             Followed::Item(at(2), "b".to_string()),
@@ -272,6 +273,7 @@ async fn a_batch_is_applied_in_one_transaction_then_wakes_once() {
 #[tokio::test]
 async fn a_failing_event_keeps_the_events_before_it_and_stops_the_cursor() {
     let (_db, pool) = database().await;
+    let hot = HotConnections::new(pool.clone());
     let recorder = Recorder::default();
     let at = |id| Cursor { tx: 8, id };
     let batch = || {
@@ -282,14 +284,9 @@ async fn a_failing_event_keeps_the_events_before_it_and_stops_the_cursor() {
             Followed::Item(at(4), "d".to_string()),
         ]
     };
-    let error = consumer::apply_batch(
-        &HotConnections::new(pool.clone()),
-        "upstream",
-        batch(),
-        &recorder,
-    )
-    .await
-    .unwrap_err();
+    let error = consumer::apply_batch(&hot, "upstream", batch(), &recorder)
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("poison"), "{error}");
     // The batch failed as a whole, then "a" and "b" landed one by one; "d",
     // after the poison, waits for it.
@@ -303,14 +300,9 @@ async fn a_failing_event_keeps_the_events_before_it_and_stops_the_cursor() {
 
     // Redelivered from the stored cursor, the poison fails again and
     // nothing is applied twice.
-    consumer::apply_batch(
-        &HotConnections::new(pool.clone()),
-        "upstream",
-        batch(),
-        &recorder,
-    )
-    .await
-    .unwrap_err();
+    consumer::apply_batch(&hot, "upstream", batch(), &recorder)
+        .await
+        .unwrap_err();
     assert_eq!(recorded(&pool).await.len(), 2);
     assert_eq!(stored(&pool).await, at(2));
 }
