@@ -18,7 +18,7 @@
 //! back; so does one dropped without being released.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
@@ -66,22 +66,22 @@ struct Kept {
 }
 
 impl Stack {
+    /// The kept connections. Nothing panics while holding them, but a
+    /// poisoned lock still guards a valid stack.
+    fn idle(&self) -> MutexGuard<'_, Vec<Kept>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn len(&self) -> usize {
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.idle().len()
     }
 
     fn pop(&self) -> Option<Kept> {
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
+        self.idle().pop()
     }
 
     fn drain(&self) -> Vec<Kept> {
-        std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner))
+        std::mem::take(&mut *self.idle())
     }
 
     /// Keeps `conn` on top, or gives it back to `pool`.
@@ -90,7 +90,7 @@ impl Stack {
             pool.num_idle() > 0 || pool.size() < pool.options().get_max_connections();
         let keep = nobody_waits && !pool.is_closed() && from_pool.elapsed() < RECYCLE_AFTER;
         let rejected = {
-            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut idle = self.idle();
             if keep && idle.len() < self.keep {
                 idle.push(Kept {
                     conn,

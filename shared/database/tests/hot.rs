@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use dondoc_database::{HotConnections, PoolSettings, ServiceSchema, storage_error};
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 
 /// Every test's database is cloned from one template, with one role.
 fn schema() -> ServiceSchema {
@@ -118,16 +118,7 @@ async fn a_kept_connection_the_server_ended_fails_at_most_once_then_is_replaced(
     let pid = backend_pid(&mut tx).await;
     tx.commit().await.unwrap();
 
-    let mut admin = sqlx::PgConnection::connect_with(&db.admin_options())
-        .await
-        .unwrap();
-    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
-        .bind(pid)
-        .fetch_one(&mut admin)
-        .await
-        .unwrap();
-    assert!(ended);
-    admin.close().await.unwrap();
+    db.end_backend(pid).await;
 
     // Back within the second, it is handed out unchecked and the call fails
     // with UNAVAILABLE (a retry may succeed); later than that it is checked

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use dondoc_database::{ServiceSchema, storage_error};
-use sqlx::Connection;
 
 #[tokio::test]
 async fn a_connection_the_server_ended_is_unavailable_once_then_replaced() {
@@ -21,16 +20,7 @@ async fn a_connection_the_server_ended_is_unavailable_once_then_replaced() {
     drop(conn);
 
     // The server ends it while it sits in the pool (as on a restart).
-    let mut admin = sqlx::PgConnection::connect_with(&db.admin_options())
-        .await
-        .unwrap();
-    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
-        .bind(pid)
-        .fetch_one(&mut admin)
-        .await
-        .unwrap();
-    assert!(ended);
-    admin.close().await.unwrap();
+    db.end_backend(pid).await;
 
     // Back within the second, it is handed out unchecked: the call fails
     // with UNAVAILABLE (a retry may succeed), not INTERNAL.

@@ -146,6 +146,7 @@ async fn a_cursor_older_than_the_horizon_is_out_of_range() {
 #[tokio::test]
 async fn a_redelivered_event_is_applied_once() {
     let (_db, pool) = database().await;
+    let hot = HotConnections::new(pool.clone());
     let first = Cursor { tx: 5, id: 1 };
     let second = Cursor { tx: 5, id: 2 };
     for item in [
@@ -155,14 +156,9 @@ async fn a_redelivered_event_is_applied_once() {
         Followed::Item(second, "b".to_string()),
         Followed::Item(first, "a".to_string()),
     ] {
-        consumer::apply_one(
-            &HotConnections::new(pool.clone()),
-            "upstream",
-            item,
-            &Recorder::default(),
-        )
-        .await
-        .unwrap();
+        consumer::apply_one(&hot, "upstream", item, &Recorder::default())
+            .await
+            .unwrap();
     }
     let kinds: Vec<String> = recorded(&pool).await.into_iter().map(|(k, _)| k).collect();
     assert_eq!(kinds, ["a", "b"]);

@@ -83,6 +83,21 @@ impl TestDatabase {
     pub fn role_options(&self, role: &str) -> PgConnectOptions {
         cluster().connect_options(role, TEST_ROLE_PASSWORD, &self.name)
     }
+
+    /// Ends the server process `pid` and waits until it is gone, as a
+    /// server restart would end a pooled connection.
+    pub async fn end_backend(&self, pid: i32) {
+        let mut admin = PgConnection::connect_with(&self.admin_options())
+            .await
+            .expect("connect as the superuser");
+        let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+            .bind(pid)
+            .fetch_one(&mut admin)
+            .await
+            .expect("end the server process");
+        assert!(ended, "server process {pid} did not end");
+        admin.close().await.ok();
+    }
 }
 
 /// A fresh database cloned from the template `template`, which `init`
