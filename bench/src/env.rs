@@ -10,7 +10,7 @@ use anyhow::Context;
 use dondoc::suite::{RolePasswords, Suite, SuiteConfig, SuiteKeys, bootstrap_all, migrate_all};
 use dondoc_database::embedded::{ClusterOptions, EmbeddedCluster};
 use dondoc_events::FollowSettings;
-use dondoc_gateway::{Gateway, GatewayConfig, GatewayExtras, JwtConfig};
+use dondoc_gateway::{Gateway, GatewayConfig, GatewayExtras, JwtConfig, WorkerSettings};
 use dondoc_identity::{AssertionSigner, Principal, Role};
 use dondoc_time::Clock;
 use sqlx::postgres::PgConnectOptions;
@@ -142,12 +142,13 @@ pub fn bench_extras() -> GatewayExtras {
     extras
 }
 
-/// Starts a gateway (benchmark limits) in front of the given backends.
+/// Starts a gateway with `extras` in front of the given backends.
 pub async fn start_gateway(
     directives: SocketAddr,
     assignments: SocketAddr,
     notifications: SocketAddr,
     keys: &SuiteKeys,
+    extras: GatewayExtras,
     shutdown: CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
     let uri = |a: SocketAddr| format!("http://{a}").parse::<http::Uri>();
@@ -165,7 +166,7 @@ pub async fn start_gateway(
             ),
             shutdown_grace: Duration::from_secs(1),
         },
-        bench_extras(),
+        extras,
         shutdown,
     )
     .await?;
@@ -180,7 +181,16 @@ pub async fn start_gateway(
 /// child-process mode).
 pub async fn serve_gateway(backend: SocketAddr) -> anyhow::Result<()> {
     let keys = SuiteKeys::generate();
-    let addr = start_gateway(backend, backend, backend, &keys, CancellationToken::new()).await?;
+    // Alone in its process, as `dondoc serve gateway`: a thread per CPU.
+    let addr = start_gateway(
+        backend,
+        backend,
+        backend,
+        &keys,
+        bench_extras(),
+        CancellationToken::new(),
+    )
+    .await?;
     println!("READY {addr}");
     std::future::pending::<()>().await;
     Ok(())
@@ -228,6 +238,12 @@ impl Running {
             suite.assignments,
             suite.notifications,
             &keys,
+            // Beside the services, as the embedded suite runs it: on their
+            // runtime.
+            GatewayExtras {
+                workers: WorkerSettings { threads: 0 },
+                ..bench_extras()
+            },
             shutdown.clone(),
         )
         .await?;

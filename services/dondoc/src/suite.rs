@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use dondoc_database::{PoolSettings, ServiceSchema, bootstrap};
 use dondoc_events::FollowSettings;
-use dondoc_gateway::{Gateway, GatewayConfig, JwtConfig};
+use dondoc_gateway::{Gateway, GatewayConfig, GatewayExtras, JwtConfig, WorkerSettings};
 use dondoc_identity::{AssertionSigner, KeyPair, TrustedKeys};
 use dondoc_server::{IdentityConfig, ServiceConfig};
 use dondoc_time::Clock;
@@ -199,6 +199,20 @@ pub struct SuiteAdmin {
     pub notifications: Option<SocketAddr>,
 }
 
+/// The embedded gateway serves on the runtime that runs the services, with
+/// no thread of its own: a call then goes from the gateway to its service
+/// without changing threads (BENCHMARKS.md, round 9: with threads of its
+/// own beside the services, one client's `CreateTask`s ran at 0.61-0.62 of
+/// pgbench's rate in four runs out of four, against 0.65-0.68 on one
+/// runtime). Alone in its process (`dondoc serve gateway`), it takes a
+/// thread per CPU.
+fn embedded_gateway() -> GatewayExtras {
+    GatewayExtras {
+        workers: WorkerSettings { threads: 0 },
+        ..GatewayExtras::default()
+    }
+}
+
 fn service_config(config: &SuiteConfig, name: &'static str, password: &str) -> ServiceConfig {
     ServiceConfig {
         listen: SocketAddr::new(config.service_host, 0),
@@ -285,7 +299,7 @@ impl Suite {
         .context("start the notifications service")?;
         let notifications_addr = notifications.local_addr();
         admin.notifications = notifications.admin_addr();
-        let gateway = Gateway::build(
+        let gateway = Gateway::build_with(
             GatewayConfig {
                 listen: config.gateway_listen,
                 directives: uri(directives_addr)?,
@@ -295,6 +309,7 @@ impl Suite {
                 signer: config.keys.signer("gateway"),
                 shutdown_grace: config.shutdown_grace,
             },
+            embedded_gateway(),
             shutdown.child_token(),
         )
         .await

@@ -31,14 +31,42 @@ pub struct GatewayExtras {
     pub admin_listen: Option<SocketAddr>,
     /// How the gateway connects to the services behind it.
     pub backends: BackendSettings,
+    /// How many threads serve calls.
+    pub workers: WorkerSettings,
+}
+
+/// The threads that serve calls. Each has a single-threaded runtime of its
+/// own, is dealt its share of the callers' connections in turn and keeps
+/// its own connections to the backends, so that a call is read, proxied and
+/// answered on one thread, as in nginx's worker processes. On one
+/// multi-threaded runtime the two legs of a call and the connection tasks
+/// between them hop from thread to thread: measured in round 9 of
+/// BENCHMARKS.md, the gateway alone in its process spent 1.4 times the CPU
+/// per call that it spends on threads of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerSettings {
+    /// Serving threads. Default: the number of CPUs. `0`: no thread of its
+    /// own; calls are served on the runtime that runs the gateway, as in the
+    /// embedded suite, where that runtime also runs the services and a call
+    /// then goes from the gateway to its service without changing threads.
+    pub threads: usize,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
 }
 
 /// How the gateway connects to each backend service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendSettings {
-    /// HTTP/2 connections kept to each backend, used in turn (at least one).
+    /// HTTP/2 connections kept to each backend, used in turn, shared out
+    /// among the serving threads ([`WorkerSettings`]), at least one each.
     /// Each connection is driven by its own task: one connection serialises
-    /// every call of the gateway through one task and one TCP stream, which
+    /// every call of a thread through one task and one TCP stream, which
     /// queues calls under load. Default: the number of CPUs, at least 2.
     pub connections: usize,
 }
@@ -239,7 +267,8 @@ impl GatewayExtras {
     /// | `DONDOC_GATEWAY_MAX_RETRIES` | default 2 |
     /// | `DONDOC_GATEWAY_CORS_ORIGINS` | comma-separated origins, `*` for any |
     /// | `DONDOC_GATEWAY_ADMIN_LISTEN` | e.g. `127.0.0.1:9700`; unset: no admin listener |
-    /// | `DONDOC_GATEWAY_BACKEND_CONNECTIONS` | HTTP/2 connections to each service (default: CPUs, at least 2) |
+    /// | `DONDOC_GATEWAY_BACKEND_CONNECTIONS` | HTTP/2 connections to each service, shared out among the serving threads, at least one each (default: CPUs, at least 2) |
+    /// | `DONDOC_GATEWAY_WORKERS` | threads serving calls, each on a runtime of its own (default: CPUs); `0`: on the gateway's runtime |
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, GatewayError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let read = |name: &str, path: &str| {
@@ -300,6 +329,13 @@ impl GatewayExtras {
                     "DONDOC_GATEWAY_BACKEND_CONNECTIONS",
                     get("DONDOC_GATEWAY_BACKEND_CONNECTIONS"),
                     BackendSettings::default().connections,
+                )?,
+            },
+            workers: WorkerSettings {
+                threads: parse(
+                    "DONDOC_GATEWAY_WORKERS",
+                    get("DONDOC_GATEWAY_WORKERS"),
+                    WorkerSettings::default().threads,
                 )?,
             },
             ..Default::default()
@@ -417,6 +453,7 @@ mod tests {
             "DONDOC_GATEWAY_ADMIN_LISTEN" => Some("127.0.0.1:9700".to_string()),
             "DONDOC_JWT_JWKS_FILE" => Some("/etc/dondoc/jwks.json".to_string()),
             "DONDOC_GATEWAY_BACKEND_CONNECTIONS" => Some("3".to_string()),
+            "DONDOC_GATEWAY_WORKERS" => Some("4".to_string()),
             _ => None,
         };
         let extras = GatewayExtras::from_lookup(env).unwrap();
@@ -429,6 +466,7 @@ mod tests {
         );
         assert_eq!(extras.admin_listen, Some("127.0.0.1:9700".parse().unwrap()));
         assert_eq!(extras.backends.connections, 3);
+        assert_eq!(extras.workers.threads, 4);
         assert!(extras.tls.is_none());
         assert_eq!(
             extras.jwks.unwrap().path,
@@ -439,7 +477,15 @@ mod tests {
         let none =
             |name: &str| (name == "DONDOC_GATEWAY_BACKEND_CONNECTIONS").then(|| "0".to_string());
         assert!(GatewayExtras::from_lookup(none).is_err());
+        let shared = |name: &str| (name == "DONDOC_GATEWAY_WORKERS").then(|| "0".to_string());
+        assert_eq!(
+            GatewayExtras::from_lookup(shared).unwrap().workers.threads,
+            0
+        );
+        let words = |name: &str| (name == "DONDOC_GATEWAY_WORKERS").then(|| "two".to_string());
+        assert!(GatewayExtras::from_lookup(words).is_err());
         let defaults = GatewayExtras::from_lookup(|_| None).unwrap();
         assert!(defaults.backends.connections >= 2);
+        assert!(defaults.workers.threads >= 1);
     }
 }

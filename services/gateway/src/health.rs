@@ -11,7 +11,7 @@ use tonic_health::pb::health_check_response::ServingStatus as ProbedStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::server::HealthReporter;
 
-use crate::proxy::Backend;
+use crate::proxy::{Backend, ChannelPool};
 
 /// How often each backend is probed.
 const PROBE_INTERVAL: Duration = Duration::from_secs(5);
@@ -32,10 +32,12 @@ pub(crate) async fn set_all(
     }
 }
 
-/// Probes `backend` until `shutdown`, reporting each of its services.
+/// Probes `backend` through `pool` until `shutdown`, reporting each of its
+/// services.
 pub(crate) async fn monitor(
     reporter: HealthReporter,
     backend: Backend,
+    pool: ChannelPool,
     shutdown: CancellationToken,
 ) {
     let mut interval = tokio::time::interval(PROBE_INTERVAL);
@@ -47,7 +49,7 @@ pub(crate) async fn monitor(
             _ = interval.tick() => {}
         }
         // Each round probes through the next pooled connection.
-        let mut client = HealthClient::new(backend.pool.channel());
+        let mut client = HealthClient::new(pool.channel());
         for (service, last) in backend.services.iter().zip(last.iter_mut()) {
             let request = HealthCheckRequest {
                 service: (*service).to_string(),

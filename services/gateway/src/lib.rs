@@ -19,7 +19,8 @@
 //! signed by the gateway (reused per principal for half its lifetime) and
 //! the trace context, and streamed both ways to the backend over one of a
 //! few HTTP/2 connections kept to it ([`BackendSettings`]); reads are
-//! retried on UNAVAILABLE.
+//! retried on UNAVAILABLE. Calls are served by a few threads, each with a
+//! runtime and backend connections of its own ([`WorkerSettings`]).
 //! The response, with its trailers and error details, comes back unchanged.
 //! gRPC-Web (with CORS) is accepted; TLS and mTLS are served with rustls.
 //! Each call leaves one access-log line (target `dondoc_gateway::access`) and
@@ -38,6 +39,7 @@ pub mod policy;
 mod proxy;
 mod tls;
 mod watched;
+mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,12 +59,13 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 pub use auth::{JwtConfig, mint_token};
 pub use extras::{
     ApiKey, ApiKeySettings, BackendSettings, CertMatch, ClientIdentity, CorsSettings,
-    GatewayExtras, JwksSettings, Limits, TlsSettings,
+    GatewayExtras, JwksSettings, Limits, TlsSettings, WorkerSettings,
 };
 
 use crate::auth::Authenticator;
 use crate::metrics::Metrics;
 use crate::proxy::{Backend, ChannelPool, Proxy};
+use crate::workers::Worker;
 
 /// The issuer name services accept assertions about any principal from.
 const GATEWAY_ISSUER: &str = "gateway";
@@ -107,6 +110,9 @@ pub enum GatewayError {
     /// The HTTP/2 server failed.
     #[error("serving failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// A serving thread could not start, or stopped without saying why.
+    #[error("gateway worker: {0}")]
+    Worker(std::io::Error),
 }
 
 /// A bound gateway, ready to serve.
@@ -116,7 +122,9 @@ pub struct Gateway {
     admin: Option<(TcpListener, SocketAddr)>,
     tls: Option<Arc<rustls::ServerConfig>>,
     cors: CorsLayer,
-    routes: Routes,
+    /// Health and reflection, served by the gateway itself.
+    local: Routes,
+    proxy: Proxy,
     reporter: HealthReporter,
     backends: Vec<Backend>,
     auth: Authenticator,
@@ -190,7 +198,6 @@ impl Gateway {
         }
         let cors = cors_layer(&extras.cors)?;
         let metrics = Arc::new(Metrics::default());
-        let connections = extras.backends.connections;
         let backends = vec![
             Backend {
                 name: "directives",
@@ -200,7 +207,7 @@ impl Gateway {
                     service_names::DIRECTIVE,
                     service_names::DIRECTIVE_EVENTS,
                 ],
-                pool: ChannelPool::connect_lazy(config.directives, connections),
+                uri: config.directives,
             },
             Backend {
                 name: "assignments",
@@ -211,20 +218,19 @@ impl Gateway {
                     service_names::INDICATOR,
                     service_names::TASK_EVENTS,
                 ],
-                pool: ChannelPool::connect_lazy(config.assignments, connections),
+                uri: config.assignments,
             },
             Backend {
                 name: "notifications",
                 prefix: "/dondoc.notifications.v1.",
                 services: &[service_names::NOTIFICATION, service_names::SUBSCRIPTION],
-                pool: ChannelPool::connect_lazy(config.notifications, connections),
+                uri: config.notifications,
             },
         ];
         let (reporter, health_service) = tonic_health::server::health_reporter();
         health::set_all(&reporter, &backends, ServingStatus::Serving).await;
         let closing = CancellationToken::new();
         let proxy = Proxy::new(
-            backends.clone(),
             auth.clone(),
             // Reused per principal while more than half its lifetime remains.
             AssertionCache::new(config.signer, Clock::system()),
@@ -232,7 +238,7 @@ impl Gateway {
             extras.limits.clone(),
             metrics.clone(),
         );
-        let routes = compose(Routes::new(health_service), proxy)?;
+        let local = dondoc_server::serve::with_reflection(Routes::new(health_service))?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -264,7 +270,8 @@ impl Gateway {
             admin,
             tls,
             cors,
-            routes,
+            local,
+            proxy,
             reporter,
             backends,
             auth,
@@ -291,6 +298,12 @@ impl Gateway {
     /// starts, so load balancers stop sending new calls. Proxied calls still
     /// running when the grace period ends (open notification and event
     /// streams) are ended with UNAVAILABLE, so their callers reconnect.
+    ///
+    /// Calls are served on [`WorkerSettings::threads`] threads of their own
+    /// (or on this runtime); this future runs what they share (the admin
+    /// listener, health probes, credential reloads, dealing connections)
+    /// and waits for them. When one of them fails, the others drain and the
+    /// failure is returned.
     pub async fn run_until_stopped(self) -> Result<(), GatewayError> {
         let Gateway {
             listener,
@@ -298,7 +311,8 @@ impl Gateway {
             admin,
             tls,
             cors,
-            routes,
+            local,
+            proxy,
             reporter,
             backends,
             auth,
@@ -320,55 +334,106 @@ impl Gateway {
                 stopped.clone(),
             ));
         }
-        for backend in &backends {
-            tokio::spawn(health::monitor(
-                reporter.clone(),
-                backend.clone(),
-                shutdown.clone(),
-            ));
+        // Cancelled once health says NOT_SERVING (or when a worker fails):
+        // no more connections are accepted and the grace period starts.
+        let draining = CancellationToken::new();
+        // Whatever ends this future (a thread that cannot start included)
+        // lets the threads already serving go.
+        let _drain_on_return = draining.clone().drop_guard();
+        // No thread of its own: one worker on this runtime.
+        let own_threads = extras.workers.threads > 0;
+        let threads = extras.workers.threads.max(1);
+        let mut running = tokio::task::JoinSet::new();
+        let mut pools = Vec::with_capacity(threads);
+        let mut dealers = Vec::with_capacity(threads);
+        for index in 0..threads {
+            let (connected, pool) = tokio::sync::oneshot::channel();
+            let (dealer, dealt) = tokio::sync::mpsc::channel(64);
+            let worker = Worker {
+                index,
+                dealt,
+                addr,
+                tls: tls.clone(),
+                cors: cors.clone(),
+                local: local.clone(),
+                proxy: proxy.clone(),
+                backends: backends.clone(),
+                connections: workers::share(extras.backends.connections, threads, index),
+                connected,
+                draining: draining.clone(),
+                closing: closing.clone(),
+                grace,
+            };
+            let done = if own_threads {
+                worker.spawn_thread()?
+            } else {
+                worker.spawn_here()
+            };
+            running.spawn(async move {
+                done.await.unwrap_or_else(|_| {
+                    Err(GatewayError::Worker(std::io::Error::other(
+                        "a serving thread stopped without a result (it panicked)",
+                    )))
+                })
+            });
+            pools.push(pool);
+            dealers.push(dealer);
         }
-        let incoming = tls::incoming(listener, tls, shutdown.clone());
-        let signal = {
-            let shutdown = shutdown.clone();
+        tokio::spawn(tls::deal(listener, dealers, draining.clone()));
+        // Health probes take turns over every worker's connections, the
+        // ones calls take.
+        let mut connected = Vec::with_capacity(threads);
+        for pool in pools {
+            if let Ok(upstreams) = pool.await {
+                connected.push(upstreams);
+            }
+        }
+        for (i, backend) in backends.iter().enumerate() {
+            let pools: Vec<ChannelPool> = connected.iter().map(|u| u[i].pool.clone()).collect();
+            if !pools.is_empty() {
+                tokio::spawn(health::monitor(
+                    reporter.clone(),
+                    backend.clone(),
+                    ChannelPool::joined(&pools),
+                    shutdown.clone(),
+                ));
+            }
+        }
+        tokio::spawn({
+            let (shutdown, draining) = (shutdown.clone(), draining.clone());
             async move {
-                shutdown.cancelled().await;
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = draining.cancelled() => return,
+                }
                 tracing::info!(%addr, "gateway draining");
                 health::set_all(&reporter, &backends, ServingStatus::NotServing).await;
+                draining.cancel();
             }
-        };
-        let serving = tonic::transport::Server::builder()
-            .accept_http1(true)
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .layer(cors)
-            .layer(tonic_web::GrpcWebLayer::new())
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, signal);
-        tokio::pin!(serving);
-        tokio::select! {
-            result = &mut serving => return result.map_err(GatewayError::Transport),
-            _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {}
-        }
-        tracing::warn!(%addr, ?grace, "calls still running after the grace period; ending them");
-        closing.cancel();
-        match tokio::time::timeout(CLOSE_TIMEOUT, serving).await {
-            Ok(result) => result.map_err(GatewayError::Transport),
-            Err(_) => {
-                tracing::warn!(%addr, "connections still open; stopped waiting for them");
-                Ok(())
+        });
+        // In the order they end: the first failure drains the others.
+        let mut failure = None;
+        while let Some(joined) = running.join_next().await {
+            let result = joined.unwrap_or_else(|error| {
+                Err(GatewayError::Worker(std::io::Error::other(
+                    error.to_string(),
+                )))
+            });
+            if let Err(error) = result {
+                tracing::error!(%addr, %error, "a gateway worker failed; draining the others");
+                draining.cancel();
+                failure.get_or_insert(error);
             }
         }
+        failure.map_or(Ok(()), Err)
     }
 }
 
 /// The one place where the gateway's services are composed: health and
-/// reflection served locally (no credentials), and the authenticating proxy
-/// as the fallback for every other path.
-fn compose(local: Routes, proxy: Proxy) -> Result<Routes, GatewayError> {
-    let local = dondoc_server::serve::with_reflection(local)?;
-    Ok(Routes::from(
-        local.into_axum_router().fallback_service(proxy),
-    ))
+/// reflection served locally (no credentials, `local`), and the
+/// authenticating proxy as the fallback for every other path.
+fn compose(local: Routes, proxy: Proxy) -> Routes {
+    Routes::from(local.into_axum_router().fallback_service(proxy))
 }
 
 /// CORS for gRPC-Web: the configured origins may POST gRPC-Web calls with

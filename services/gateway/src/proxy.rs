@@ -71,7 +71,7 @@ const HOP_HEADERS: &[&str] = &[
     "content-length",
 ];
 
-/// One backend service and the packages it serves.
+/// One backend service, the packages it serves and where it listens.
 #[derive(Debug, Clone)]
 pub(crate) struct Backend {
     /// Short name used in messages and logs: "directives".
@@ -80,8 +80,26 @@ pub(crate) struct Backend {
     pub(crate) prefix: &'static str,
     /// The fully qualified services it serves.
     pub(crate) services: &'static [&'static str],
-    /// The lazily connected HTTP/2 connections to it.
+    /// Where it listens.
+    pub(crate) uri: http::Uri,
+}
+
+/// A backend and the connections one serving thread keeps to it.
+#[derive(Debug, Clone)]
+pub(crate) struct Upstream {
+    pub(crate) backend: Backend,
     pub(crate) pool: ChannelPool,
+}
+
+impl Upstream {
+    /// `connections` lazily connected channels to `backend`, driven by the
+    /// runtime this is called on.
+    pub(crate) fn connect_lazy(backend: &Backend, connections: usize) -> Self {
+        Self {
+            backend: backend.clone(),
+            pool: ChannelPool::connect_lazy(backend.uri.clone(), connections),
+        }
+    }
 }
 
 /// A few HTTP/2 connections to one backend, used in turn. A tonic
@@ -110,6 +128,18 @@ impl ChannelPool {
         }
     }
 
+    /// The channels of all `pools`, used in turn (health probes go through
+    /// every serving thread's connections).
+    pub(crate) fn joined(pools: &[ChannelPool]) -> Self {
+        Self {
+            channels: pools
+                .iter()
+                .flat_map(|pool| pool.channels.iter().cloned())
+                .collect(),
+            next: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
     /// The next connection in turn (a retry gets another one).
     pub(crate) fn channel(&self) -> Channel {
         let turn = self.next.fetch_add(1, Ordering::Relaxed);
@@ -133,14 +163,16 @@ pub(crate) fn strip_identity(headers: &mut HeaderMap) {
     }
 }
 
-/// The proxy service, the gateway's fallback route.
+/// The proxy service, the gateway's fallback route: what every serving
+/// thread shares (credentials, caches, limits, metrics) and the connections
+/// of the thread it serves on.
 #[derive(Debug, Clone)]
 pub(crate) struct Proxy {
     shared: Arc<Shared>,
+    upstreams: Arc<[Upstream]>,
 }
 
 struct Shared {
-    backends: Vec<Backend>,
     auth: Authenticator,
     /// The signed assertion of each recent principal.
     assertions: AssertionCache,
@@ -157,15 +189,14 @@ struct Shared {
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
-            .field("backends", &self.backends)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
 
 impl Proxy {
+    /// A proxy with no upstream yet: see [`Proxy::with_upstreams`].
     pub(crate) fn new(
-        backends: Vec<Backend>,
         auth: Authenticator,
         assertions: AssertionCache,
         closing: CancellationToken,
@@ -173,8 +204,8 @@ impl Proxy {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
+            upstreams: Arc::from(Vec::new()),
             shared: Arc::new(Shared {
-                backends,
                 auth,
                 assertions,
                 closing,
@@ -184,6 +215,15 @@ impl Proxy {
                 methods: Methods::from_contracts(),
                 metrics,
             }),
+        }
+    }
+
+    /// The same proxy (one rate limiter, one concurrency cap, one assertion
+    /// cache for the whole gateway) calling through `upstreams`.
+    pub(crate) fn with_upstreams(&self, upstreams: Vec<Upstream>) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            upstreams: upstreams.into(),
         }
     }
 }
@@ -206,7 +246,8 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let shared = self.shared.clone();
-        Box::pin(async move { Ok(shared.handle(request.map(Body::new)).await) })
+        let upstreams = self.upstreams.clone();
+        Box::pin(async move { Ok(shared.handle(&upstreams, request.map(Body::new)).await) })
     }
 }
 
@@ -217,14 +258,21 @@ struct Held {
     _stream: Option<InFlight>,
 }
 
-impl Shared {
-    fn route(&self, path: &str) -> Option<&Backend> {
-        self.backends.iter().find(|b| path.starts_with(b.prefix))
-    }
+/// The upstream serving `path`'s package.
+fn route<'a>(upstreams: &'a [Upstream], path: &str) -> Option<&'a Upstream> {
+    upstreams
+        .iter()
+        .find(|u| path.starts_with(u.backend.prefix))
+}
 
+impl Shared {
     /// One call: a server span (the child of the caller's `traceparent`,
     /// the parent of the backend's) around everything the gateway does.
-    async fn handle(&self, request: http::Request<Body>) -> http::Response<Body> {
+    async fn handle(
+        &self,
+        upstreams: &[Upstream],
+        request: http::Request<Body>,
+    ) -> http::Response<Body> {
         let span = dondoc_server::observe::server_span(request.uri().path(), request.headers());
         // With tracing on, the backend's parent is the gateway's span;
         // without a subscriber, a context of the gateway's own.
@@ -232,13 +280,14 @@ impl Shared {
             .unwrap_or_else(|| {
                 TraceContext::from_header(header_text(request.headers(), "traceparent").as_deref())
             });
-        self.handle_in(request, trace, span.clone())
+        self.handle_in(upstreams, request, trace, span.clone())
             .instrument(span)
             .await
     }
 
     async fn handle_in(
         &self,
+        upstreams: &[Upstream],
         request: http::Request<Body>,
         trace: TraceContext,
         span: tracing::Span,
@@ -258,7 +307,7 @@ impl Shared {
             started,
             metrics: self.metrics.clone(),
         };
-        let Some(backend) = self.route(&log.method) else {
+        let Some(Upstream { backend, pool }) = route(upstreams, &log.method) else {
             let status = unknown_method(&log.method);
             return log.refuse(status);
         };
@@ -349,7 +398,7 @@ impl Shared {
             *upstream.version_mut() = http::Version::HTTP_2;
             *upstream.headers_mut() = headers;
 
-            let mut channel = backend.pool.channel();
+            let mut channel = pool.channel();
             let send = async move {
                 match channel.ready().await {
                     Ok(ready) => ready.call(upstream).await,

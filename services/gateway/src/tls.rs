@@ -175,31 +175,64 @@ pub(crate) fn server_config(settings: &TlsSettings) -> Result<Arc<rustls::Server
     Ok(Arc::new(config))
 }
 
-/// Accepts connections on `listener` until `shutdown`, completing TLS
-/// handshakes concurrently; a failed handshake is logged and dropped.
-pub(crate) fn incoming(
+/// Accepts connections on `listener` until `stop` and deals them out to
+/// the serving threads in turn. gRPC connections are long-lived, so dealing
+/// them out evenly spreads calls evenly; with the listener shared, whichever
+/// thread woke first would take each one, and the busier thread bounds the
+/// gateway (BENCHMARKS.md, round 9).
+pub(crate) async fn deal(
     listener: TcpListener,
+    workers: Vec<mpsc::Sender<std::net::TcpStream>>,
+    stop: CancellationToken,
+) {
+    for turn in 0.. {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors and the like: do not spin.
+                tracing::warn!(%error, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "handing over a connection failed");
+                continue;
+            }
+        };
+        let worker = &workers[turn % workers.len()];
+        if worker.send(stream).await.is_err() {
+            // That thread has stopped: the others drain too.
+            return;
+        }
+    }
+}
+
+/// The connections dealt to one serving thread, registered with its runtime,
+/// completing TLS handshakes concurrently; a failed handshake is logged and
+/// dropped. Ends when the dealer stops.
+pub(crate) fn incoming(
+    mut dealt: mpsc::Receiver<std::net::TcpStream>,
     tls: Option<Arc<rustls::ServerConfig>>,
-    shutdown: CancellationToken,
 ) -> ReceiverStream<io::Result<Conn>> {
     let (sender, receiver) = mpsc::channel(64);
     let acceptor = tls.map(TlsAcceptor::from);
     tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                accepted = listener.accept() => accepted,
-            };
-            let (stream, remote) = match accepted {
-                Ok(accepted) => accepted,
+        while let Some(stream) = dealt.recv().await {
+            let stream = match TcpStream::from_std(stream) {
+                Ok(stream) => stream,
                 Err(error) => {
-                    // Out of file descriptors and the like: do not spin.
-                    tracing::warn!(%error, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tracing::warn!(%error, "taking over a connection failed");
                     continue;
                 }
             };
-            let _ = stream.set_nodelay(true);
             match &acceptor {
                 None => {
                     if sender.send(Ok(Conn::Plain(stream))).await.is_err() {
@@ -209,6 +242,7 @@ pub(crate) fn incoming(
                 Some(acceptor) => {
                     let acceptor = acceptor.clone();
                     let sender = sender.clone();
+                    let remote = stream.peer_addr().ok();
                     tokio::spawn(async move {
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                         {
@@ -216,9 +250,9 @@ pub(crate) fn incoming(
                                 let _ = sender.send(Ok(Conn::Tls(Box::new(tls)))).await;
                             }
                             Ok(Err(error)) => {
-                                tracing::info!(%remote, %error, "TLS handshake refused");
+                                tracing::info!(?remote, %error, "TLS handshake refused");
                             }
-                            Err(_) => tracing::info!(%remote, "TLS handshake timed out"),
+                            Err(_) => tracing::info!(?remote, "TLS handshake timed out"),
                         }
                     });
                 }

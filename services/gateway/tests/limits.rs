@@ -240,6 +240,8 @@ fn grpc_timeout(headers: &http::HeaderMap) -> Duration {
 async fn calls_are_spread_over_the_configured_backend_connections() {
     let mut extras = GatewayExtras::default();
     extras.backends.connections = 3;
+    // One serving thread keeps all three (several would share them out).
+    extras.workers.threads = 1;
     let (env, backends) = start_generic(extras, test_jwt()).await;
     let channel = env.channel().await;
     // Nine calls in turn cover all three connections even when health
@@ -263,6 +265,41 @@ async fn calls_are_spread_over_the_configured_backend_connections() {
         3,
         "no connection beyond the configured ones, health probes included"
     );
+}
+
+#[tokio::test]
+async fn serving_threads_share_out_the_backend_connections_and_stop_together() {
+    let mut extras = GatewayExtras::default();
+    extras.backends.connections = 3;
+    extras.workers.threads = 2;
+    let (mut env, backends) = start_generic(extras, test_jwt()).await;
+    // Callers' connections are dealt to the two threads in turn.
+    for _ in 0..8 {
+        let channel = env.channel().await;
+        for _ in 0..3 {
+            raw_unary(channel.clone(), GET_TASK, office_request(&env))
+                .await
+                .unwrap();
+        }
+    }
+    let recorder = &backends[1].1;
+    assert_eq!(recorder.count(GET_TASK), 24);
+    let opened = recorder
+        .connections
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        opened, 3,
+        "both threads served and opened their share of the three connections (two and one), \
+         health probes included"
+    );
+
+    env.shutdown.cancel();
+    let gateway = env.gateway.take().unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(3), gateway)
+        .await
+        .expect("both threads stopped")
+        .unwrap();
+    assert!(result.is_ok(), "{result:?}");
 }
 
 #[tokio::test]
