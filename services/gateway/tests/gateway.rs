@@ -543,12 +543,11 @@ async fn open_streams_end_with_unavailable_when_the_grace_period_is_over() {
         started.elapsed()
     );
 
-    let gateway = env.gateway.take().unwrap();
-    let result = tokio::time::timeout(Duration::from_secs(3), gateway)
-        .await
-        .expect("the gateway stopped after its grace period")
-        .unwrap();
-    assert!(result.is_ok(), "{result:?}");
+    env.stop_within(
+        Duration::from_secs(3),
+        "the gateway stopped after its grace period",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -558,13 +557,8 @@ async fn the_gateway_stops_at_once_when_nothing_is_running() {
     assert_eq!(health(&mut client, "").await, ServingStatus::Serving as i32);
     drop(client);
     let started = Instant::now();
-    env.shutdown.cancel();
-    let gateway = env.gateway.take().unwrap();
-    let result = tokio::time::timeout(Duration::from_secs(3), gateway)
-        .await
-        .expect("the gateway stopped")
-        .unwrap();
-    assert!(result.is_ok(), "{result:?}");
+    env.stop_within(Duration::from_secs(3), "the gateway stopped")
+        .await;
     assert!(
         started.elapsed() < Duration::from_millis(400),
         "{:?}",

@@ -293,13 +293,8 @@ async fn serving_threads_share_out_the_backend_connections_and_stop_together() {
          health probes included"
     );
 
-    env.shutdown.cancel();
-    let gateway = env.gateway.take().unwrap();
-    let result = tokio::time::timeout(Duration::from_secs(3), gateway)
-        .await
-        .expect("both threads stopped")
-        .unwrap();
-    assert!(result.is_ok(), "{result:?}");
+    env.stop_within(Duration::from_secs(3), "both threads stopped")
+        .await;
 }
 
 #[tokio::test]

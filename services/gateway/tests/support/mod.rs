@@ -308,6 +308,18 @@ pub async fn start_gateway_with(
 }
 
 impl Env {
+    /// Cancels the shutdown token and waits at most `within` for
+    /// `run_until_stopped` to return, which it must do with `Ok`.
+    pub async fn stop_within(&mut self, within: Duration, what: &str) {
+        self.shutdown.cancel();
+        let gateway = self.gateway.take().expect("the gateway is running");
+        let result = tokio::time::timeout(within, gateway)
+            .await
+            .unwrap_or_else(|_| panic!("{what} within {within:?}"))
+            .unwrap();
+        assert!(result.is_ok(), "{result:?}");
+    }
+
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.addr))
             .unwrap()
