@@ -11,7 +11,8 @@ use tonic_health::pb::health_check_response::ServingStatus as ProbedStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::server::HealthReporter;
 
-use crate::proxy::{Backend, ChannelPool};
+use crate::connections::ConnectionPool;
+use crate::proxy::Backend;
 
 /// How often each backend is probed.
 const PROBE_INTERVAL: Duration = Duration::from_secs(5);
@@ -37,7 +38,7 @@ pub(crate) async fn set_all(
 pub(crate) async fn monitor(
     reporter: HealthReporter,
     backend: Backend,
-    pool: ChannelPool,
+    pool: ConnectionPool,
     shutdown: CancellationToken,
 ) {
     let mut interval = tokio::time::interval(PROBE_INTERVAL);
@@ -49,7 +50,7 @@ pub(crate) async fn monitor(
             _ = interval.tick() => {}
         }
         // Each round probes through the next pooled connection.
-        let mut client = HealthClient::new(pool.channel());
+        let mut client = HealthClient::new(pool.connection());
         for (service, last) in backend.services.iter().zip(last.iter_mut()) {
             let request = HealthCheckRequest {
                 service: (*service).to_string(),

@@ -18,7 +18,8 @@
 //! (`authorization`, `x-api-key`, all `x-dondoc-*`…), given an assertion
 //! signed by the gateway (reused per principal for half its lifetime) and
 //! the trace context, and streamed both ways to the backend over one of a
-//! few HTTP/2 connections kept to it ([`BackendSettings`]); reads are
+//! few HTTP/2 connections kept to it ([`BackendSettings`]; hyper's client
+//! connections, sent to straight from the call's task); reads are
 //! retried on UNAVAILABLE. Calls are served by a few threads, each with a
 //! runtime and backend connections of its own ([`WorkerSettings`]).
 //! The response, with its trailers and error details, comes back unchanged.
@@ -31,6 +32,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod connections;
 mod extras;
 mod health;
 mod limits;
@@ -63,8 +65,9 @@ pub use extras::{
 };
 
 use crate::auth::Authenticator;
+use crate::connections::ConnectionPool;
 use crate::metrics::Metrics;
-use crate::proxy::{Backend, ChannelPool, Proxy};
+use crate::proxy::{Backend, Proxy};
 use crate::workers::Worker;
 
 /// The issuer name services accept assertions about any principal from.
@@ -389,12 +392,12 @@ impl Gateway {
             }
         }
         for (i, backend) in backends.iter().enumerate() {
-            let pools: Vec<ChannelPool> = connected.iter().map(|u| u[i].pool.clone()).collect();
+            let pools: Vec<ConnectionPool> = connected.iter().map(|u| u[i].pool.clone()).collect();
             if !pools.is_empty() {
                 tokio::spawn(health::monitor(
                     reporter.clone(),
                     backend.clone(),
-                    ChannelPool::joined(&pools),
+                    ConnectionPool::joined(&pools),
                     shutdown.clone(),
                 ));
             }

@@ -14,7 +14,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -29,22 +28,17 @@ use tonic::Code;
 use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::Bytes;
-use tonic::transport::{Channel, Endpoint};
 use tonic_types::{ErrorDetails, StatusExt};
-use tower::{Service, ServiceExt};
+use tower::Service;
 use tracing::Instrument as _;
 
 use crate::auth::{API_KEY_HEADER, Authenticator, Peer};
+use crate::connections::{BoxError, ConnectionPool};
 use crate::extras::Limits;
 use crate::limits::{Methods, RateLimiter, TraceContext, format_timeout, parse_timeout};
 use crate::metrics::{InFlight, Metrics, code_name};
 use crate::policy;
 use crate::tls::ConnInfo;
-
-/// How long connecting to a backend may take before the call gets
-/// UNAVAILABLE. Backends sit next to the gateway: a healthy one connects in
-/// milliseconds.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Every metadata key starting with this is dondoc's own and is never
 /// accepted from a caller.
@@ -88,62 +82,17 @@ pub(crate) struct Backend {
 #[derive(Debug, Clone)]
 pub(crate) struct Upstream {
     pub(crate) backend: Backend,
-    pub(crate) pool: ChannelPool,
+    pub(crate) pool: ConnectionPool,
 }
 
 impl Upstream {
-    /// `connections` lazily connected channels to `backend`, driven by the
-    /// runtime this is called on.
+    /// `connections` connections to `backend`, each opened when first used,
+    /// by the runtime that uses it.
     pub(crate) fn connect_lazy(backend: &Backend, connections: usize) -> Self {
         Self {
             backend: backend.clone(),
-            pool: ChannelPool::connect_lazy(backend.uri.clone(), connections),
+            pool: ConnectionPool::lazy(&backend.uri, connections),
         }
-    }
-}
-
-/// A few HTTP/2 connections to one backend, used in turn. A tonic
-/// `Channel` is one connection behind a queue that one task serves: every
-/// call of the gateway would wait in that queue and in that one connection's
-/// task, so under load calls queue there while other cores sit idle.
-#[derive(Debug, Clone)]
-pub(crate) struct ChannelPool {
-    channels: Arc<[Channel]>,
-    next: Arc<AtomicUsize>,
-}
-
-impl ChannelPool {
-    /// `connections` (at least one) lazily connected channels to `uri`.
-    pub(crate) fn connect_lazy(uri: http::Uri, connections: usize) -> Self {
-        let endpoint = Endpoint::from(uri)
-            .tcp_nodelay(true)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10));
-        Self {
-            channels: (0..connections.max(1))
-                .map(|_| endpoint.connect_lazy())
-                .collect(),
-            next: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-
-    /// The channels of all `pools`, used in turn (health probes go through
-    /// every serving thread's connections).
-    pub(crate) fn joined(pools: &[ChannelPool]) -> Self {
-        Self {
-            channels: pools
-                .iter()
-                .flat_map(|pool| pool.channels.iter().cloned())
-                .collect(),
-            next: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-
-    /// The next connection in turn (a retry gets another one).
-    pub(crate) fn channel(&self) -> Channel {
-        let turn = self.next.fetch_add(1, Ordering::Relaxed);
-        self.channels[turn % self.channels.len()].clone()
     }
 }
 
@@ -227,8 +176,6 @@ impl Proxy {
         }
     }
 }
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl<B> Service<http::Request<B>> for Proxy
 where
@@ -398,13 +345,8 @@ impl Shared {
             *upstream.version_mut() = http::Version::HTTP_2;
             *upstream.headers_mut() = headers;
 
-            let mut channel = pool.channel();
-            let send = async move {
-                match channel.ready().await {
-                    Ok(ready) => ready.call(upstream).await,
-                    Err(error) => Err(error),
-                }
-            };
+            let connection = pool.connection();
+            let send = async move { connection.send(upstream).await };
             let result = match deadline {
                 Some(deadline) => match tokio::time::timeout_at(deadline.into(), send).await {
                     Ok(result) => result,

@@ -308,11 +308,12 @@ async fn a_server_stream_flows_through() {
     assert_eq!(cursors, ["1", "2", "3"]);
 }
 
-/// A directives backend on a runtime of its own, killed (connections and
-/// all, as a crashing process would be) when `kill` is sent.
-fn crashable_backend() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+/// A directives backend on `addr` on a runtime of its own, killed
+/// (connections and all, as a crashing process would be) when `kill` is
+/// sent.
+fn crashable_backend(addr: &str) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
     use dondoc_contracts::directives::v1::directive_event_service_server::DirectiveEventServiceServer;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = std::net::TcpListener::bind(addr).unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     let (kill, killed) = tokio::sync::oneshot::channel::<()>();
@@ -339,7 +340,7 @@ fn crashable_backend() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()
 
 #[tokio::test]
 async fn a_backend_dying_mid_stream_ends_the_call_with_unavailable() {
-    let (backend, kill) = crashable_backend();
+    let (backend, kill) = crashable_backend("127.0.0.1:0");
     let env = start_gateway(
         backend,
         gateway_signer(),
@@ -367,6 +368,45 @@ async fn a_backend_dying_mid_stream_ends_the_call_with_unavailable() {
         "{}",
         status.message()
     );
+}
+
+#[tokio::test]
+async fn a_backend_that_restarts_is_connected_to_again() {
+    let (backend, kill) = crashable_backend("127.0.0.1:0");
+    let env = start_gateway(
+        backend,
+        gateway_signer(),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await;
+    let token = env.token("users/thanh-tra", None, &[Role::Inspector]);
+    let channel = env.channel().await;
+    assert_eq!(checkpoints(&channel, &token).await.unwrap(), 3);
+    kill.send(()).unwrap();
+    // Down: the call gets UNAVAILABLE (after the read's retries).
+    let down = loop {
+        match checkpoints(&channel, &token).await {
+            Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(down.code(), Code::Unavailable, "{down:?}");
+    // Up again on the same port: the next call opens a new connection.
+    let (_, _keep) = crashable_backend(&backend.to_string());
+    assert_eq!(checkpoints(&channel, &token).await.unwrap(), 3);
+}
+
+/// The checkpoints a `WatchEvents` call through `channel` receives.
+async fn checkpoints(channel: &tonic::transport::Channel, token: &str) -> Result<usize, Status> {
+    let mut stream = DirectiveEventServiceClient::new(channel.clone())
+        .watch_events(with_token(directives::WatchEventsRequest::default(), token))
+        .await?
+        .into_inner();
+    let mut count = 0;
+    while stream.message().await?.is_some() {
+        count += 1;
+    }
+    Ok(count)
 }
 
 #[tokio::test]
