@@ -308,6 +308,22 @@ async fn a_server_stream_flows_through() {
     assert_eq!(cursors, ["1", "2", "3"]);
 }
 
+/// A gateway in front of a [`crashable_backend`] (on a free port).
+async fn gateway_before_crashable_backend() -> (
+    support::Env,
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let (backend, kill) = crashable_backend("127.0.0.1:0");
+    let env = start_gateway(
+        backend,
+        gateway_signer(),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await;
+    (env, backend, kill)
+}
+
 /// A directives backend on `addr` on a runtime of its own, killed
 /// (connections and all, as a crashing process would be) when `kill` is
 /// sent.
@@ -340,13 +356,7 @@ fn crashable_backend(addr: &str) -> (std::net::SocketAddr, tokio::sync::oneshot:
 
 #[tokio::test]
 async fn a_backend_dying_mid_stream_ends_the_call_with_unavailable() {
-    let (backend, kill) = crashable_backend("127.0.0.1:0");
-    let env = start_gateway(
-        backend,
-        gateway_signer(),
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await;
+    let (env, _, kill) = gateway_before_crashable_backend().await;
     let token = env.token("users/thanh-tra", None, &[Role::Inspector]);
     let request = directives::WatchEventsRequest {
         after_cursor: "hold".into(),
@@ -372,13 +382,7 @@ async fn a_backend_dying_mid_stream_ends_the_call_with_unavailable() {
 
 #[tokio::test]
 async fn a_backend_that_restarts_is_connected_to_again() {
-    let (backend, kill) = crashable_backend("127.0.0.1:0");
-    let env = start_gateway(
-        backend,
-        gateway_signer(),
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await;
+    let (env, backend, kill) = gateway_before_crashable_backend().await;
     let token = env.token("users/thanh-tra", None, &[Role::Inspector]);
     let channel = env.channel().await;
     assert_eq!(checkpoints(&channel, &token).await.unwrap(), 3);
