@@ -2,11 +2,11 @@
 //! into hyper's HTTP/2 client connection from the task serving it, with no
 //! queue and no task in between (tonic's `Channel` puts a buffer task in
 //! front of each connection: one more hand-over per call, measured in round
-//! 9 of BENCHMARKS.md at 7 % of the gateway's CPU per call and 13 % of its
-//! added median). Connections are opened on first use and again after they
-//! close, within [`CONNECT_TIMEOUT`], always by the runtime the pool was
-//! made on, whoever uses them first (a health probe from another runtime
-//! included): a serving thread's connections stay on its thread.
+//! 9 of BENCHMARKS.md at 3-7 % of the gateway's CPU per call and a few per
+//! cent of its added median). Connections are opened on first use and again
+//! after they close, within [`CONNECT_TIMEOUT`], always by the runtime the
+//! pool is given, whoever uses them first (a health probe from another
+//! runtime included): a serving thread's connections stay on its thread.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -42,9 +42,12 @@ pub(crate) struct ConnectionPool {
 
 impl ConnectionPool {
     /// `connections` (at least one) connections to `uri`, each opened when
-    /// first used, on the current runtime. Panics outside a tokio runtime.
-    pub(crate) fn lazy(uri: &http::Uri, connections: usize) -> Self {
-        let runtime = tokio::runtime::Handle::current();
+    /// first used and driven by `runtime`.
+    pub(crate) fn lazy(
+        uri: &http::Uri,
+        connections: usize,
+        runtime: &tokio::runtime::Handle,
+    ) -> Self {
         Self {
             connections: (0..connections.max(1))
                 .map(|_| Connection::lazy(uri, runtime.clone()))

@@ -67,7 +67,7 @@ pub use extras::{
 use crate::auth::Authenticator;
 use crate::connections::ConnectionPool;
 use crate::metrics::Metrics;
-use crate::proxy::{Backend, Proxy};
+use crate::proxy::{Backend, Proxy, Upstream};
 use crate::workers::Worker;
 
 /// The issuer name services accept assertions about any principal from.
@@ -347,10 +347,24 @@ impl Gateway {
         let own_threads = extras.workers.threads > 0;
         let threads = extras.workers.threads.max(1);
         let mut running = tokio::task::JoinSet::new();
-        let mut pools = Vec::with_capacity(threads);
+        // Each backend's connections, every worker's, for the health probes:
+        // they take turns over the connections calls take.
+        let mut probed: Vec<Vec<ConnectionPool>> =
+            vec![Vec::with_capacity(threads); backends.len()];
         let mut dealers = Vec::with_capacity(threads);
         for index in 0..threads {
-            let (connected, pool) = tokio::sync::oneshot::channel();
+            let runtime = own_threads.then(workers::runtime).transpose()?;
+            let handle = runtime
+                .as_ref()
+                .map_or_else(tokio::runtime::Handle::current, |r| r.handle().clone());
+            let connections = workers::share(extras.backends.connections, threads, index);
+            let upstreams: Vec<Upstream> = backends
+                .iter()
+                .map(|backend| Upstream::connect_lazy(backend, connections, &handle))
+                .collect();
+            for (pools, upstream) in probed.iter_mut().zip(&upstreams) {
+                pools.push(upstream.pool.clone());
+            }
             let (dealer, dealt) = tokio::sync::mpsc::channel(64);
             let worker = Worker {
                 index,
@@ -359,18 +373,14 @@ impl Gateway {
                 tls: tls.clone(),
                 cors: cors.clone(),
                 local: local.clone(),
-                proxy: proxy.clone(),
-                backends: backends.clone(),
-                connections: workers::share(extras.backends.connections, threads, index),
-                connected,
+                proxy: proxy.with_upstreams(upstreams),
                 draining: draining.clone(),
                 closing: closing.clone(),
                 grace,
             };
-            let done = if own_threads {
-                worker.spawn_thread()?
-            } else {
-                worker.spawn_here()
+            let done = match runtime {
+                Some(runtime) => worker.spawn_thread(runtime)?,
+                None => worker.spawn_here(),
             };
             running.spawn(async move {
                 done.await.unwrap_or_else(|_| {
@@ -379,28 +389,16 @@ impl Gateway {
                     )))
                 })
             });
-            pools.push(pool);
             dealers.push(dealer);
         }
         tokio::spawn(tls::deal(listener, dealers, draining.clone()));
-        // Health probes take turns over every worker's connections, the
-        // ones calls take.
-        let mut connected = Vec::with_capacity(threads);
-        for pool in pools {
-            if let Ok(upstreams) = pool.await {
-                connected.push(upstreams);
-            }
-        }
-        for (i, backend) in backends.iter().enumerate() {
-            let pools: Vec<ConnectionPool> = connected.iter().map(|u| u[i].pool.clone()).collect();
-            if !pools.is_empty() {
-                tokio::spawn(health::monitor(
-                    reporter.clone(),
-                    backend.clone(),
-                    ConnectionPool::joined(&pools),
-                    shutdown.clone(),
-                ));
-            }
+        for (backend, pools) in backends.iter().zip(&probed) {
+            tokio::spawn(health::monitor(
+                reporter.clone(),
+                backend.clone(),
+                ConnectionPool::joined(pools),
+                shutdown.clone(),
+            ));
         }
         tokio::spawn({
             let (shutdown, draining) = (shutdown.clone(), draining.clone());

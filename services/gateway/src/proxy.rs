@@ -86,12 +86,16 @@ pub(crate) struct Upstream {
 }
 
 impl Upstream {
-    /// `connections` connections to `backend`, each opened when first used,
-    /// by the runtime that uses it.
-    pub(crate) fn connect_lazy(backend: &Backend, connections: usize) -> Self {
+    /// `connections` connections to `backend`, each opened when first used
+    /// and driven by `runtime`, whoever uses it.
+    pub(crate) fn connect_lazy(
+        backend: &Backend,
+        connections: usize,
+        runtime: &tokio::runtime::Handle,
+    ) -> Self {
         Self {
             backend: backend.clone(),
-            pool: ConnectionPool::lazy(&backend.uri, connections),
+            pool: ConnectionPool::lazy(&backend.uri, connections, runtime),
         }
     }
 }

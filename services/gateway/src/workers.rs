@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tower_http::cors::CorsLayer;
 
-use crate::proxy::{Backend, Proxy, Upstream};
+use crate::proxy::Proxy;
 use crate::{CLOSE_TIMEOUT, GatewayError, compose, tls};
 
 /// Thread `index` of `threads`'s share of `total` connections to each
@@ -35,17 +35,22 @@ pub(crate) struct Worker {
     pub(crate) cors: CorsLayer,
     /// Health and reflection, served by the gateway itself.
     pub(crate) local: Routes,
+    /// The proxy, calling through this thread's backend connections
+    /// (driven by this thread's runtime).
     pub(crate) proxy: Proxy,
-    pub(crate) backends: Vec<Backend>,
-    /// Connections this thread keeps to each backend.
-    pub(crate) connections: usize,
-    /// Gets this thread's backend connections, for the health probes.
-    pub(crate) connected: oneshot::Sender<Vec<Upstream>>,
     /// Cancelled when the drain starts: the grace period begins.
     pub(crate) draining: CancellationToken,
     /// Cancelled when the grace period is over: running calls end.
     pub(crate) closing: CancellationToken,
     pub(crate) grace: Duration,
+}
+
+/// The runtime of a serving thread.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, GatewayError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(GatewayError::Worker)
 }
 
 impl Worker {
@@ -58,16 +63,13 @@ impl Worker {
         result
     }
 
-    /// Starts the thread; the receiver gets how serving ended (nothing if
-    /// the thread panicked).
+    /// Starts a thread serving on `runtime` (from [`runtime`]); the
+    /// receiver gets how serving ended (nothing if the thread panicked).
     pub(crate) fn spawn_thread(
         self,
+        runtime: tokio::runtime::Runtime,
     ) -> Result<oneshot::Receiver<Result<(), GatewayError>>, GatewayError> {
         let (done, result) = oneshot::channel();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(GatewayError::Worker)?;
         std::thread::Builder::new()
             .name(format!("dondoc-gateway-{}", self.index))
             .spawn(move || {
@@ -87,21 +89,12 @@ impl Worker {
             cors,
             local,
             proxy,
-            backends,
-            connections,
-            connected,
             draining,
             closing,
             grace,
             ..
         } = self;
-        // Connected lazily, on this thread's runtime.
-        let upstreams: Vec<Upstream> = backends
-            .iter()
-            .map(|backend| Upstream::connect_lazy(backend, connections))
-            .collect();
-        let _ = connected.send(upstreams.clone());
-        let routes = compose(local, proxy.with_upstreams(upstreams));
+        let routes = compose(local, proxy);
         let serving = tonic::transport::Server::builder()
             .accept_http1(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
