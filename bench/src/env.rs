@@ -238,10 +238,9 @@ impl Running {
             suite.assignments,
             suite.notifications,
             &keys,
-            // Beside the services, as the embedded suite runs it: on their
-            // runtime.
+            // As the embedded suite runs it.
             GatewayExtras {
-                workers: WorkerSettings { threads: 0 },
+                workers: WorkerSettings::beside_the_services(),
                 ..bench_extras()
             },
             shutdown.clone(),

@@ -199,16 +199,12 @@ pub struct SuiteAdmin {
     pub notifications: Option<SocketAddr>,
 }
 
-/// The embedded gateway serves on the runtime that runs the services, with
-/// no thread of its own: a call then goes from the gateway to its service
-/// without changing threads (BENCHMARKS.md, round 9: with threads of its
-/// own beside the services, one client's `CreateTask`s ran at 0.61-0.62 of
-/// pgbench's rate in four runs out of four, against 0.65-0.68 on one
-/// runtime). Alone in its process (`dondoc serve gateway`), it takes a
-/// thread per CPU.
+/// The embedded gateway serves on the runtime that runs the services
+/// ([`WorkerSettings::beside_the_services`]). Alone in its process
+/// (`dondoc serve gateway`), it takes a thread per CPU.
 fn embedded_gateway() -> GatewayExtras {
     GatewayExtras {
-        workers: WorkerSettings { threads: 0 },
+        workers: WorkerSettings::beside_the_services(),
         ..GatewayExtras::default()
     }
 }

@@ -60,6 +60,18 @@ impl Default for WorkerSettings {
     }
 }
 
+impl WorkerSettings {
+    /// No thread of its own: for a gateway beside the services it fronts, in
+    /// one process (the embedded suite, the bench's in-process gateway). There
+    /// a call goes from the gateway to its service without changing threads;
+    /// with threads of its own beside the services, one client's `CreateTask`s
+    /// ran at 0.61-0.62 of pgbench's rate in four runs out of four, against
+    /// 0.65-0.68 on one runtime (BENCHMARKS.md, round 9).
+    pub fn beside_the_services() -> Self {
+        Self { threads: 0 }
+    }
+}
+
 /// How the gateway connects to each backend service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendSettings {

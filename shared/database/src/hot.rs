@@ -30,7 +30,8 @@ use crate::CHECK_AFTER_IDLE;
 const KEEP: usize = 4;
 
 /// How long a connection may go from stack to stack before it goes back to
-/// the pool once, which closes it past its maximum lifetime.
+/// the pool once, which closes it past its maximum lifetime; sooner when
+/// that lifetime is shorter.
 const RECYCLE_AFTER: Duration = Duration::from_secs(60);
 
 /// A service's pool, with its most recently used connections first.
@@ -54,6 +55,9 @@ struct Stack {
     /// At most this many, and fewer than the pool's maximum: a caller
     /// waiting in the pool always has a connection outside the stack to wait for.
     keep: usize,
+    /// A connection this long from the pool goes back to it rather than on
+    /// the stack.
+    recycle_after: Duration,
 }
 
 /// A connection on the stack.
@@ -88,7 +92,7 @@ impl Stack {
     fn give_back(&self, conn: PoolConnection<Postgres>, from_pool: Instant, pool: &PgPool) {
         let nobody_waits =
             pool.num_idle() > 0 || pool.size() < pool.options().get_max_connections();
-        let keep = nobody_waits && !pool.is_closed() && from_pool.elapsed() < RECYCLE_AFTER;
+        let keep = nobody_waits && !pool.is_closed() && from_pool.elapsed() < self.recycle_after;
         let rejected = {
             let mut idle = self.idle();
             if keep && idle.len() < self.keep {
@@ -112,10 +116,15 @@ impl HotConnections {
     /// runtime: a task lets the kept connections go when the pool closes, so
     /// that [`PgPool::close`] does not wait for them.
     pub fn new(pool: PgPool) -> Self {
-        let max = pool.options().get_max_connections() as usize;
+        let options = pool.options();
+        let max = options.get_max_connections() as usize;
+        let recycle_after = options
+            .get_max_lifetime()
+            .map_or(RECYCLE_AFTER, |lifetime| lifetime.min(RECYCLE_AFTER));
         let stack = Arc::new(Stack {
             idle: Mutex::new(Vec::new()),
             keep: KEEP.min(max.saturating_sub(1)),
+            recycle_after,
         });
         let closed = pool.close_event();
         let watched = Arc::downgrade(&stack);

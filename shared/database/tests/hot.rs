@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use dondoc_database::{HotConnections, PoolSettings, ServiceSchema, storage_error};
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 
 /// Every test's database is cloned from one template, with one role.
 fn schema() -> ServiceSchema {
@@ -224,4 +225,27 @@ async fn a_released_connection_is_handed_out_next_and_a_dropped_one_is_not() {
     // the pool, which checks it, and is not on the stack.
     drop(conn);
     assert_eq!(hot.kept(), 0);
+}
+
+#[tokio::test]
+async fn a_connection_past_the_pools_lifetime_goes_back_to_the_pool_to_be_retired() {
+    let (db, _pool) = setup().await;
+    // Every connection is past a lifetime of zero as soon as it is made.
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .max_lifetime(Duration::ZERO)
+        .connect_with(db.role_options(&schema().role))
+        .await
+        .unwrap();
+    let hot = HotConnections::new(pool.clone());
+    let mut conn = hot.acquire().await.unwrap();
+    let retired = backend_pid(&mut conn).await;
+    conn.release();
+    assert_eq!(hot.kept(), 0, "not kept past the pool's lifetime");
+    let mut conn = hot.acquire().await.unwrap();
+    assert_ne!(
+        backend_pid(&mut conn).await,
+        retired,
+        "the pool closed it and opened another"
+    );
 }
