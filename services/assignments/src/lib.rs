@@ -27,7 +27,6 @@ use dondoc_server::streams::StreamContext;
 use dondoc_server::{Server, ServerParts, ServiceConfig, StartError, open_database};
 use dondoc_time::Clock;
 use futures::StreamExt;
-use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
@@ -61,10 +60,8 @@ pub struct AssignmentsConfig {
 /// Everything the handlers share.
 #[derive(Debug)]
 pub struct State {
-    /// Pool.
-    pub pool: PgPool,
-    /// The same pool, most recently used connection first: for mutations,
-    /// the upstream consumer and event stream reads.
+    /// The service's pool, most recently used connection first: every
+    /// call's statements, the upstream consumer and event stream reads.
     pub hot: HotConnections,
     /// Injected clock.
     pub clock: Clock,
@@ -124,7 +121,6 @@ impl App {
                 clock: clock.clone(),
             },
             hot,
-            pool,
             clock,
             wake,
             policy: config.policy.clone(),
@@ -193,7 +189,7 @@ impl App {
             self.shutdown.clone(),
         ));
         let ticker = tokio::spawn(upkeep::run(
-            self.state.pool.clone(),
+            self.state.hot.pool().clone(),
             self.state.clock.clone(),
             self.state.policy.clone(),
             self.state.wake.clone(),
@@ -211,7 +207,7 @@ impl App {
         self.shutdown.cancel();
         let _ = follower.await;
         let _ = ticker.await;
-        self.state.pool.close().await;
+        self.state.hot.pool().close().await;
         served.map_err(StartError::from)
     }
 }

@@ -342,6 +342,78 @@ async fn statistics_asked_at_once_count_every_task_written_before_they_asked() {
     }
 }
 
+/// Server processes of this database whose last statement is `GetTask`'s.
+async fn backends_that_read_a_task(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid() AND query LIKE 'SELECT % FROM tasks WHERE id = $1'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn reads_one_at_a_time_run_on_the_connection_used_last() {
+    let today = d(2024, 12, 16);
+    let s = Service::start(at(today)).await;
+    let id = seed(
+        &s.pool,
+        new_task("so-tai-chinh", today, Some(d(2024, 12, 31)), false),
+        Stage::Assigned,
+        None,
+    )
+    .await;
+    // Six lists held up by a lock at once: the service's pool opens six
+    // connections, idle once the lock goes.
+    let mut lock = s.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let office_tasks = s.tasks(&office()).await;
+    let lists: Vec<_> = (0..6)
+        .map(|_| {
+            let mut client = office_tasks.clone();
+            tokio::spawn(async move { client.list_tasks(pb::ListTasksRequest::default()).await })
+        })
+        .collect();
+    dondoc_testing::eventually(Duration::from_secs(10), || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+        (waiting == 6).then_some(())
+    })
+    .await;
+    lock.commit().await.unwrap();
+    for list in lists {
+        list.await.unwrap().unwrap();
+    }
+    assert_eq!(backends_that_read_a_task(&s.pool).await, 0);
+
+    let mut tasks = s.tasks(&office()).await;
+    for _ in 0..10 {
+        tasks
+            .get_task(pb::GetTaskRequest {
+                name: format!("tasks/{id}"),
+            })
+            .await
+            .unwrap();
+    }
+    // sqlx's pool alone hands out the connection idle longest: ten reads
+    // would go round all six. The event consumer may take the top one
+    // between two reads, hence at most two.
+    let backends = backends_that_read_a_task(&s.pool).await;
+    assert!(
+        (1..=2).contains(&backends),
+        "ten reads one after another ran on {backends} server processes"
+    );
+}
+
 #[tokio::test]
 async fn the_classic_report_58_36_22_and_7_1() {
     let today = d(2024, 12, 16);

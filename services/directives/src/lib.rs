@@ -18,7 +18,6 @@ use dondoc_events::Wake;
 use dondoc_server::streams::StreamContext;
 use dondoc_server::{Server, ServerParts, ServiceConfig, StartError, open_database};
 use dondoc_time::Clock;
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 pub use grpc::SERVICE_NAMES;
@@ -34,10 +33,8 @@ pub fn schema() -> ServiceSchema {
 /// Everything the handlers share.
 #[derive(Debug)]
 pub struct State {
-    /// The service role's pool.
-    pub pool: PgPool,
-    /// The same pool, most recently used connection first: for mutations
-    /// and event stream reads.
+    /// The service role's pool, most recently used connection first: every
+    /// call's statements and event stream reads.
     pub hot: HotConnections,
     /// The injected clock.
     pub clock: Clock,
@@ -85,7 +82,6 @@ impl App {
                 clock: clock.clone(),
             },
             hot,
-            pool,
             clock,
             wake,
         });
@@ -116,7 +112,7 @@ impl App {
                 verifier: Some(self.verifier),
             })
             .await?;
-        self.state.pool.close().await;
+        self.state.hot.pool().close().await;
         Ok(())
     }
 }

@@ -63,7 +63,6 @@ async fn service() -> Service {
             clock: clock.clone(),
         },
         hot,
-        pool,
         clock,
         wake,
     });
@@ -241,11 +240,11 @@ async fn issue(s: &Service, name: &str) -> Result<Directive, Status> {
 /// waits until it has served every committed row.
 async fn events(s: &Service) -> Vec<DirectiveEvent> {
     let written: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
-        .fetch_one(&s.state.pool)
+        .fetch_one(s.state.hot.pool())
         .await
         .unwrap();
     let mut page = dondoc_events::outbox::read(
-        &mut s.state.pool.acquire().await.unwrap(),
+        &mut s.state.hot.pool().acquire().await.unwrap(),
         Cursor::START,
         1000,
     )
@@ -257,7 +256,7 @@ async fn events(s: &Service) -> Vec<DirectiveEvent> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         page = dondoc_events::outbox::read(
-            &mut s.state.pool.acquire().await.unwrap(),
+            &mut s.state.hot.pool().acquire().await.unwrap(),
             Cursor::START,
             1000,
         )

@@ -28,7 +28,6 @@ use dondoc_identity::ServiceCredentials;
 use dondoc_server::{Server, ServerParts, ServiceConfig, StartError, open_database};
 use dondoc_time::Clock;
 use futures::StreamExt;
-use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
@@ -64,10 +63,9 @@ pub struct NotificationsConfig {
 /// Everything the handlers share.
 #[derive(Debug)]
 pub struct State {
-    /// Pool.
-    pub pool: PgPool,
-    /// The same pool, most recently used connection first: for mutations
-    /// and the upstream consumer.
+    /// The service's pool, most recently used connection first: every
+    /// call's statements and the upstream consumer. The scheduler, the
+    /// deliverer and the hub take connections from the pool underneath.
     pub hot: HotConnections,
     /// Injected clock.
     pub clock: Clock,
@@ -132,8 +130,7 @@ impl App {
         .map_err(|e| StartError::Database(e.into()))?;
         let state = Arc::new(State {
             hub,
-            hot: HotConnections::new(pool.clone()),
-            pool,
+            hot: HotConnections::new(pool),
             clock,
             notifications: Wake::new(),
             shutdown,
@@ -174,7 +171,7 @@ impl App {
         let jobs = Wake::new();
         let shutdown = self.state.shutdown.clone();
         let scheduler = scheduler::Scheduler {
-            pool: self.state.pool.clone(),
+            pool: self.state.hot.pool().clone(),
             clock: self.state.clock.clone(),
             policy: self.config.policy.clone(),
             notifications: self.state.notifications.clone(),
@@ -190,7 +187,7 @@ impl App {
                 .run(self.state.notifications.clone(), shutdown.clone()),
         );
         let deliverer = delivery::Deliverer {
-            pool: self.state.pool.clone(),
+            pool: self.state.hot.pool().clone(),
             clock: self.state.clock.clone(),
             notifications: self.state.notifications.clone(),
             settings: self.config.scheduler.delivery.clone(),
@@ -245,7 +242,7 @@ impl App {
         let _ = worker.await;
         let _ = hub.await;
         let _ = deliveries.await;
-        self.state.pool.close().await;
+        self.state.hot.pool().close().await;
         served.map_err(StartError::from)
     }
 }

@@ -137,6 +137,12 @@ impl HotConnections {
         Self { pool, stack }
     }
 
+    /// The pool underneath: for work that takes connections in bulk or
+    /// in the background (claims, sweeps, health checks) and to close it.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Connections on the stack now.
     pub fn kept(&self) -> usize {
         self.stack.len()

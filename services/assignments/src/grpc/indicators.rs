@@ -75,13 +75,13 @@ impl Indicators {
             resource_id(name, "indicators", "name").map_err(|v| Error::InvalidArgument(vec![v]))?;
         let mut conn = self
             .0
-            .pool
+            .hot
             .acquire()
             .await
             .map_err(dondoc_database::storage_error)?;
-        indicators::get(&mut conn, id, false)
-            .await?
-            .ok_or_else(|| not_found(name))
+        let record = indicators::get(&mut conn, id, false).await?;
+        conn.release();
+        record.ok_or_else(|| not_found(name))
     }
 
     /// Sets the target (office) or the actual (the agency) in one mutation.
@@ -300,11 +300,12 @@ impl IndicatorService for Indicators {
         let after: Option<i64> = decode_page_token(&bound, &r.page_token)?;
         let mut conn = self
             .0
-            .pool
+            .hot
             .acquire()
             .await
             .map_err(dondoc_database::storage_error)?;
         let rows = indicators::list(&mut conn, &query, after, limit + 1).await?;
+        conn.release();
         let (page, next_page_token) = paginate(rows, limit, &bound, |last| last.id);
         Ok(Response::new(ListIndicatorsResponse {
             indicators: page.iter().map(indicator_to_pb).collect(),

@@ -72,11 +72,13 @@ impl StatisticsService for Statistics {
             .statistics
             .read((scope.clone(), today), || async {
                 let mut conn = state
-                    .pool
+                    .hot
                     .acquire()
                     .await
                     .map_err(dondoc_database::storage_error)?;
-                statistics::figures(&mut conn, &scope, today, &state.policy).await
+                let figures = statistics::figures(&mut conn, &scope, today, &state.policy).await?;
+                conn.release();
+                Ok::<_, Error>(figures)
             })
             .await?;
         sort_breakdown(&mut figures.by_agency, order);
@@ -113,12 +115,13 @@ impl StatisticsService for Statistics {
         let after: Option<i64> = decode_page_token(&bound, &r.page_token)?;
         let mut conn = self
             .0
-            .pool
+            .hot
             .acquire()
             .await
             .map_err(dondoc_database::storage_error)?;
         let rows =
             statistics::rollups(&mut conn, &scope, today, &self.0.policy, after, limit + 1).await?;
+        conn.release();
         let (page, next_page_token) = paginate(rows, limit, &bound, |last| last.directive_id);
         Ok(Response::new(ListDirectiveRollupsResponse {
             rollups: page

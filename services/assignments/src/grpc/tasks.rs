@@ -5,6 +5,7 @@ use std::sync::Arc;
 use dondoc_contracts::assignments::v1::task_service_server::TaskService;
 use dondoc_contracts::assignments::v1::*;
 use dondoc_contracts::service_names;
+use dondoc_database::HotConnection;
 use dondoc_errors::{Error, Violations};
 use dondoc_identity::{Principal, principal};
 use dondoc_server::actor_of;
@@ -129,11 +130,11 @@ impl Tasks {
         &self,
         principal: &Principal,
         parent: &str,
-    ) -> Result<(sqlx::pool::PoolConnection<sqlx::Postgres>, TaskRecord), Error> {
+    ) -> Result<(HotConnection, TaskRecord), Error> {
         let id = resource_id(parent, "tasks", "parent").map_err(invalid)?;
         let mut conn = self
             .0
-            .pool
+            .hot
             .acquire()
             .await
             .map_err(dondoc_database::storage_error)?;
@@ -340,13 +341,13 @@ impl TaskService for Tasks {
         let id = resource_id(name, "tasks", "name").map_err(invalid)?;
         let mut conn = self
             .0
-            .pool
+            .hot
             .acquire()
             .await
             .map_err(dondoc_database::storage_error)?;
-        let record = tasks::get(&mut conn, id, false)
-            .await?
-            .ok_or_else(|| not_found(name))?;
+        let record = tasks::get(&mut conn, id, false).await?;
+        conn.release();
+        let record = record.ok_or_else(|| not_found(name))?;
         access::may_read(
             &principal,
             &record.lead_agencies,
@@ -460,11 +461,12 @@ impl TaskService for Tasks {
             decode_page_token(&scope, &request.page_token)?;
         let mut conn = self
             .0
-            .pool
+            .hot
             .acquire()
             .await
             .map_err(dondoc_database::storage_error)?;
         let records = tasks::list(&mut conn, &query, today, after, limit + 1).await?;
+        conn.release();
         let (page, next_page_token) =
             paginate(records, limit, &scope, |last| (sort_due(last), last.id));
         Ok(Response::new(ListTasksResponse {
@@ -867,6 +869,7 @@ impl TaskService for Tasks {
         let id = resource_id(&r.parent, "tasks", "parent").map_err(invalid)?;
         let before: Option<i64> = decode_page_token(&r.parent, &r.page_token)?;
         let records = progress::list(&mut conn, id, before, limit + 1).await?;
+        conn.release();
         let (page, next_page_token) = paginate(records, limit, &r.parent, |last| last.id);
         Ok(Response::new(ListProgressReportsResponse {
             reports: page.iter().map(progress_to_pb).collect(),
@@ -1097,6 +1100,7 @@ impl TaskService for Tasks {
         let parent = &request.get_ref().parent;
         let (mut conn, record) = self.readable(&principal, parent).await?;
         let records = extensions::list(&mut conn, record.id).await?;
+        conn.release();
         Ok(Response::new(ListExtensionRequestsResponse {
             extensions: records.iter().map(extension_to_pb).collect(),
         }))
@@ -1110,6 +1114,7 @@ impl TaskService for Tasks {
         let parent = &request.get_ref().parent;
         let (mut conn, record) = self.readable(&principal, parent).await?;
         let rows = tasks::history(&mut conn, record.id).await?;
+        conn.release();
         let stage = |s: &str| Stage::parse(s).map(|s| stage_to_pb(s) as i32).unwrap_or(0);
         Ok(Response::new(ListTaskHistoryResponse {
             entries: rows

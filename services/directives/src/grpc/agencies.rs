@@ -107,7 +107,7 @@ impl AgencyService for Agencies {
             .map_err(|v| Error::InvalidArgument(vec![v]))?;
         let mut conn = self
             .0
-            .pool
+            .hot
             .acquire()
             .await
             .map_err(dondoc_database::storage_error)?;
@@ -117,8 +117,10 @@ impl AgencyService for Agencies {
                 resource: "agency",
                 name: request.get_ref().name.clone(),
             })?;
+        let agency = with_history(&mut conn, &record).await?;
+        conn.release();
         Ok(Response::new(GetAgencyResponse {
-            agency: Some(with_history(&mut conn, &record).await?),
+            agency: Some(agency),
         }))
     }
 
@@ -163,11 +165,12 @@ impl AgencyService for Agencies {
         let after: Option<String> = decode_page_token(&request.filter, &request.page_token)?;
         let mut conn = self
             .0
-            .pool
+            .hot
             .acquire()
             .await
             .map_err(dondoc_database::storage_error)?;
         let records = agencies::list(&mut conn, &query, after.as_deref(), limit + 1).await?;
+        conn.release();
         let (page, next_page_token) =
             paginate(records, limit, &request.filter, |last| last.code.clone());
         Ok(Response::new(ListAgenciesResponse {
@@ -271,7 +274,7 @@ impl AgencyService for Agencies {
             .unwrap_or_else(|| self.0.clock.today());
         let mut conn = self
             .0
-            .pool
+            .hot
             .acquire()
             .await
             .map_err(dondoc_database::storage_error)?;
@@ -320,6 +323,7 @@ impl AgencyService for Agencies {
         for successor in agencies::current_of(&mut conn, &code).await? {
             current.push(with_history(&mut conn, &successor).await?);
         }
+        conn.release();
         Ok(Response::new(ResolveAgencyResponse {
             matched: Some(matched),
             current,

@@ -384,13 +384,13 @@ impl DirectiveService for Directives {
         let id = resource_id(name, "directives", "name").map_err(invalid)?;
         let mut conn = self
             .0
-            .pool
+            .hot
             .acquire()
             .await
             .map_err(dondoc_database::storage_error)?;
-        let record = directives::get(&mut conn, id, false)
-            .await?
-            .ok_or_else(|| not_found(name))?;
+        let record = directives::get(&mut conn, id, false).await?;
+        conn.release();
+        let record = record.ok_or_else(|| not_found(name))?;
         check_readable(&principal, &record)?;
         Ok(Response::new(GetDirectiveResponse {
             directive: Some(directive_to_pb(&record)),
@@ -491,11 +491,12 @@ impl DirectiveService for Directives {
         let before: Option<i64> = decode_page_token(&token_scope, &request.page_token)?;
         let mut conn = self
             .0
-            .pool
+            .hot
             .acquire()
             .await
             .map_err(dondoc_database::storage_error)?;
         let records = directives::list(&mut conn, &query, before, limit + 1).await?;
+        conn.release();
         let (page, next_page_token) = paginate(records, limit, &token_scope, |last| last.id);
         Ok(Response::new(ListDirectivesResponse {
             directives: page.iter().map(directive_to_pb).collect(),
@@ -811,12 +812,13 @@ impl DirectiveService for Directives {
         let after: Option<(f32, i64)> = decode_page_token(&token_scope, &request.page_token)?;
         let mut conn = self
             .0
-            .pool
+            .hot
             .acquire()
             .await
             .map_err(dondoc_database::storage_error)?;
         let hits =
             directives::search(&mut conn, &words, scope.as_deref(), after, limit + 1).await?;
+        conn.release();
         let (page, next_page_token) = paginate(hits, limit, &token_scope, |last| {
             (last.rank, last.record.id)
         });
@@ -1032,7 +1034,7 @@ impl Directives {
         }
         let mut conn = self
             .0
-            .pool
+            .hot
             .acquire()
             .await
             .map_err(dondoc_database::storage_error)?;
@@ -1088,6 +1090,7 @@ impl Directives {
             };
             resolutions.insert(name, resolution);
         }
+        conn.release();
         let proposal = import::propose(&parsed, &text, &mut |name| {
             resolutions
                 .get(name)

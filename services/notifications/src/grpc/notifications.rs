@@ -117,12 +117,13 @@ impl Notifications {
             .map_err(|v| Error::InvalidArgument(vec![v]))?;
         let mut conn = self
             .0
-            .pool
+            .hot
             .acquire()
             .await
             .map_err(dondoc_database::storage_error)?;
-        let saved = subscriptions::get(&mut conn, id)
-            .await?
+        let saved = subscriptions::get(&mut conn, id).await?;
+        conn.release();
+        let saved = saved
             .filter(|s| crate::grpc::subscriptions::may_manage(principal, s))
             .ok_or_else(|| Error::NotFound {
                 resource: "subscription",
@@ -201,7 +202,7 @@ impl NotificationService for Notifications {
         let before: Option<(String, i64)> = decode_page_token(&scope, &request.page_token)?;
         let mut conn = self
             .0
-            .pool
+            .hot
             .acquire()
             .await
             .map_err(dondoc_database::storage_error)?;
@@ -214,6 +215,7 @@ impl NotificationService for Notifications {
         .fetch_optional(&mut *conn)
         .await
         .map_err(dondoc_database::storage_error)?;
+        conn.release();
         let (page, next_page_token) = paginate(rows, limit, &scope, |last| {
             (last.cursor.tx.to_string(), last.cursor.id)
         });
@@ -254,12 +256,13 @@ impl NotificationService for Notifications {
         };
         let mut conn = self
             .0
-            .pool
+            .hot
             .acquire()
             .await
             .map_err(dondoc_database::storage_error)?;
         let updated =
             notifications::mark_read(&mut conn, own.as_deref(), &ids, self.0.clock.now()).await?;
+        conn.release();
         Ok(Response::new(MarkNotificationsReadResponse {
             updated: updated as i32,
         }))

@@ -135,8 +135,10 @@ impl Subscriptions {
     ) -> Result<StoredSubscription, Error> {
         let id = resource_id(name, "subscriptions", field)
             .map_err(|v| Error::InvalidArgument(vec![v]))?;
-        let mut conn = self.0.pool.acquire().await.map_err(storage)?;
-        match subscriptions::get(&mut conn, id).await? {
+        let mut conn = self.0.hot.acquire().await.map_err(storage)?;
+        let saved = subscriptions::get(&mut conn, id).await?;
+        conn.release();
+        match saved {
             Some(s) if may_manage(p, &s) => Ok(s),
             _ => Err(Error::NotFound {
                 resource: "subscription",
@@ -345,8 +347,9 @@ impl SubscriptionService for Subscriptions {
         };
         let query = format!("subscriptions|{}", subscriber.clone().unwrap_or_default());
         let after: i64 = decode_page_token(&query, &request.page_token)?.unwrap_or(0);
-        let mut conn = self.0.pool.acquire().await.map_err(storage)?;
+        let mut conn = self.0.hot.acquire().await.map_err(storage)?;
         let rows = subscriptions::list(&mut conn, subscriber.as_deref(), after, limit + 1).await?;
+        conn.release();
         let (page, next_page_token) = paginate(rows, limit, &query, |last| last.id);
         Ok(Response::new(ListSubscriptionsResponse {
             subscriptions: page.iter().map(|s| to_pb(s, false)).collect(),
@@ -360,7 +363,7 @@ impl SubscriptionService for Subscriptions {
     ) -> Result<Response<DeleteSubscriptionResponse>, Status> {
         let p = principal(&request)?;
         let s = self.visible(&p, &request.get_ref().name, "name").await?;
-        let mut tx = self.0.pool.begin().await.map_err(storage)?;
+        let mut tx = self.0.hot.begin().await.map_err(storage)?;
         subscriptions::delete(&mut tx, s.id, self.0.clock.now()).await?;
         tx.commit().await.map_err(storage)?;
         Ok(Response::new(DeleteSubscriptionResponse {}))
@@ -383,7 +386,7 @@ impl SubscriptionService for Subscriptions {
         let until = self.0.clock.now()
             + chrono::Duration::from_std(self.0.delivery.secret_overlap)
                 .unwrap_or(chrono::Duration::zero());
-        let mut tx = self.0.pool.begin().await.map_err(storage)?;
+        let mut tx = self.0.hot.begin().await.map_err(storage)?;
         subscriptions::rotate_secret(&mut tx, s.id, &secret, until).await?;
         tx.commit().await.map_err(storage)?;
         Ok(Response::new(RotateWebhookSecretResponse {
@@ -418,8 +421,9 @@ impl SubscriptionService for Subscriptions {
         }
         let query = format!("deliveries|{}|{}", s.id, request.filter);
         let after: i64 = decode_page_token(&query, &request.page_token)?.unwrap_or(0);
-        let mut conn = self.0.pool.acquire().await.map_err(storage)?;
+        let mut conn = self.0.hot.acquire().await.map_err(storage)?;
         let rows = deliveries::list(&mut conn, s.id, state.as_deref(), after, limit + 1).await?;
+        conn.release();
         let (page, next_page_token) = paginate(rows, limit, &query, |last| last.id);
         Ok(Response::new(ListDeliveriesResponse {
             deliveries: page.iter().map(delivery_to_pb).collect(),
@@ -450,7 +454,7 @@ impl SubscriptionService for Subscriptions {
         }
         v.finish()?;
         let now = self.0.clock.now();
-        let mut tx = self.0.pool.begin().await.map_err(storage)?;
+        let mut tx = self.0.hot.begin().await.map_err(storage)?;
         // A replay is the owner saying the endpoint works again.
         subscriptions::enable(&mut tx, s.id).await?;
         let replayed = deliveries::replay(

@@ -417,8 +417,7 @@ mod tests {
             .await
             .unwrap();
         let state = Arc::new(crate::State {
-            hot: dondoc_database::HotConnections::new(pool.clone()),
-            pool,
+            hot: dondoc_database::HotConnections::new(pool),
             clock: clock(),
             notifications: dondoc_events::Wake::new(),
             hub,
