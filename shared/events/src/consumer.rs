@@ -201,12 +201,12 @@ pub const MAX_BATCH: usize = 128;
 
 /// Applies one stream item. Returns the cursor now stored.
 pub async fn apply_one<E: Clone, A: Apply<E>>(
-    pool: &HotConnections,
+    hot: &HotConnections,
     source: &str,
     item: Followed<E>,
     applier: &A,
 ) -> Result<Cursor, dondoc_errors::Error> {
-    apply_batch(pool, source, vec![item], applier).await
+    apply_batch(hot, source, vec![item], applier).await
 }
 
 /// Applies stream items in order in one transaction with the cursor
@@ -216,13 +216,13 @@ pub async fn apply_one<E: Clone, A: Apply<E>>(
 /// events before the failing one still land and the error returned is the
 /// failing event's. Returns the cursor now stored.
 pub async fn apply_batch<E: Clone, A: Apply<E>>(
-    pool: &HotConnections,
+    hot: &HotConnections,
     source: &str,
     items: Vec<Followed<E>>,
     applier: &A,
 ) -> Result<Cursor, dondoc_errors::Error> {
     if items.len() != 1 {
-        match apply_in_transaction(pool, source, items.clone(), applier).await {
+        match apply_in_transaction(hot, source, items.clone(), applier).await {
             Ok(stored) => return Ok(stored),
             Err(error) => {
                 tracing::debug!(source, %error, events = items.len(), "batch failed; applying its events one by one");
@@ -231,19 +231,19 @@ pub async fn apply_batch<E: Clone, A: Apply<E>>(
     }
     let mut stored = Cursor::START;
     for item in items {
-        stored = apply_in_transaction(pool, source, vec![item], applier).await?;
+        stored = apply_in_transaction(hot, source, vec![item], applier).await?;
     }
     Ok(stored)
 }
 
 async fn apply_in_transaction<E, A: Apply<E>>(
-    pool: &HotConnections,
+    hot: &HotConnections,
     source: &str,
     items: Vec<Followed<E>>,
     applier: &A,
 ) -> Result<Cursor, dondoc_errors::Error> {
     let storage = dondoc_database::storage_error;
-    let mut tx = pool.begin().await.map_err(storage)?;
+    let mut tx = hot.begin().await.map_err(storage)?;
     let stored = lock_cursor(&mut tx, source).await.map_err(storage)?;
     let mut position = stored;
     let mut applied = false;
@@ -296,7 +296,7 @@ async fn apply_in_transaction<E, A: Apply<E>>(
 /// growing pause. Publishes the stored cursor on `progress` and reports
 /// connection state and lag on `status`.
 pub async fn run_observed<E, A, S, C, Fut>(
-    pool: HotConnections,
+    hot: HotConnections,
     connect: C,
     applier: A,
     progress: watch::Sender<Cursor>,
@@ -314,7 +314,7 @@ pub async fn run_observed<E, A, S, C, Fut>(
     let mut pause = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
         let attempt = async {
-            let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
+            let mut conn = hot.acquire().await.map_err(|e| e.to_string())?;
             let start = stored_cursor(&mut conn, source)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -333,7 +333,7 @@ pub async fn run_observed<E, A, S, C, Fut>(
                         Followed::Checkpoint(_) => None,
                     })
                     .collect();
-                let stored = apply_batch(&pool, source, batch, &applier)
+                let stored = apply_batch(&hot, source, batch, &applier)
                     .await
                     .map_err(|e| e.to_string())?;
                 for origin in origins {

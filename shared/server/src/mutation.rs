@@ -22,7 +22,7 @@ impl Mutation {
     /// Begins the mutation of `method` by `principal`. With a non-empty
     /// `request_id`, a stored answer is looked up (and the id locked).
     pub async fn begin(
-        pool: &HotConnections,
+        hot: &HotConnections,
         method: &str,
         principal: &str,
         request_id: &str,
@@ -34,12 +34,12 @@ impl Mutation {
             db.system = "postgresql",
             db.operation = "transaction",
         );
-        let begun = Self::begin_in(pool, method, principal, request_id, span.clone());
+        let begun = Self::begin_in(hot, method, principal, request_id, span.clone());
         begun.instrument(span).await
     }
 
     async fn begin_in(
-        pool: &HotConnections,
+        hot: &HotConnections,
         method: &str,
         principal: &str,
         request_id: &str,
@@ -48,7 +48,7 @@ impl Mutation {
         if request_id.len() > 128 {
             return Err(Error::invalid("request_id", "at most 128 characters"));
         }
-        let mut tx = pool.begin().await.map_err(storage_error)?;
+        let mut tx = hot.begin().await.map_err(storage_error)?;
         let mut previous = None;
         let key = if request_id.is_empty() {
             None
