@@ -158,6 +158,21 @@ impl HotConnections {
         Ok(HotTransaction { conn: Some(conn) })
     }
 
+    /// Runs `statements` outside a transaction on the connection used last
+    /// (or one from the pool), and puts it back on the stack when they
+    /// succeed; after a failure it goes back to the pool, which checks it.
+    pub async fn run<T>(
+        &self,
+        statements: impl AsyncFnOnce(&mut PgConnection) -> Result<T, dondoc_errors::Error>,
+    ) -> Result<T, dondoc_errors::Error> {
+        let mut conn = self.acquire().await.map_err(crate::storage_error)?;
+        let done = statements(&mut conn).await;
+        if done.is_ok() {
+            conn.release();
+        }
+        done
+    }
+
     /// The connection used last, or one from the pool, for
     /// statements outside a transaction. [`HotConnection::release`] puts it
     /// back on the stack once they have completed.

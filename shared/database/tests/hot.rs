@@ -249,3 +249,31 @@ async fn a_connection_past_the_pools_lifetime_goes_back_to_the_pool_to_be_retire
         "the pool closed it and opened another"
     );
 }
+
+#[tokio::test]
+async fn statements_run_keep_their_connection_when_they_succeed_and_not_when_they_fail() {
+    let (_db, pool) = setup().await;
+    grow(&pool, 4).await;
+    let hot = HotConnections::new(pool.clone());
+    let first = hot
+        .run(async |conn| Ok(backend_pid(conn).await))
+        .await
+        .unwrap();
+    assert_eq!(hot.kept(), 1);
+    let again = hot
+        .run(async |conn| Ok(backend_pid(conn).await))
+        .await
+        .unwrap();
+    assert_eq!(again, first, "the connection used last");
+
+    let failed = hot
+        .run(async |conn| {
+            sqlx::query("SELECT * FROM no_such_table")
+                .execute(conn)
+                .await
+                .map_err(storage_error)
+        })
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(hot.kept(), 0, "after a failure it goes back to the pool");
+}

@@ -73,15 +73,11 @@ impl Indicators {
     async fn read(&self, name: &str) -> Result<IndicatorRecord, Error> {
         let id =
             resource_id(name, "indicators", "name").map_err(|v| Error::InvalidArgument(vec![v]))?;
-        let mut conn = self
-            .0
+        self.0
             .hot
-            .acquire()
-            .await
-            .map_err(dondoc_database::storage_error)?;
-        let record = indicators::get(&mut conn, id, false).await?;
-        conn.release();
-        record.ok_or_else(|| not_found(name))
+            .run(async |conn| indicators::get(conn, id, false).await)
+            .await?
+            .ok_or_else(|| not_found(name))
     }
 
     /// Sets the target (office) or the actual (the agency) in one mutation.
@@ -298,14 +294,11 @@ impl IndicatorService for Indicators {
         }
         let bound = format!("{}|{:?}", r.filter, query.agency);
         let after: Option<i64> = decode_page_token(&bound, &r.page_token)?;
-        let mut conn = self
+        let rows = self
             .0
             .hot
-            .acquire()
-            .await
-            .map_err(dondoc_database::storage_error)?;
-        let rows = indicators::list(&mut conn, &query, after, limit + 1).await?;
-        conn.release();
+            .run(async |conn| indicators::list(conn, &query, after, limit + 1).await)
+            .await?;
         let (page, next_page_token) = paginate(rows, limit, &bound, |last| last.id);
         Ok(Response::new(ListIndicatorsResponse {
             indicators: page.iter().map(indicator_to_pb).collect(),

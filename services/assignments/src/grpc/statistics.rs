@@ -70,15 +70,10 @@ impl StatisticsService for Statistics {
         let state = &self.0;
         let mut figures = state
             .statistics
-            .read((scope.clone(), today), || async {
-                let mut conn = state
+            .read((scope.clone(), today), || {
+                state
                     .hot
-                    .acquire()
-                    .await
-                    .map_err(dondoc_database::storage_error)?;
-                let figures = statistics::figures(&mut conn, &scope, today, &state.policy).await?;
-                conn.release();
-                Ok::<_, Error>(figures)
+                    .run(async |conn| statistics::figures(conn, &scope, today, &state.policy).await)
             })
             .await?;
         sort_breakdown(&mut figures.by_agency, order);
@@ -113,15 +108,13 @@ impl StatisticsService for Statistics {
         let today = self.0.clock.today();
         let bound = format!("{}|{:?}", r.filter, scope.visible_to_agency);
         let after: Option<i64> = decode_page_token(&bound, &r.page_token)?;
-        let mut conn = self
+        let rows = self
             .0
             .hot
-            .acquire()
-            .await
-            .map_err(dondoc_database::storage_error)?;
-        let rows =
-            statistics::rollups(&mut conn, &scope, today, &self.0.policy, after, limit + 1).await?;
-        conn.release();
+            .run(async |conn| {
+                statistics::rollups(conn, &scope, today, &self.0.policy, after, limit + 1).await
+            })
+            .await?;
         let (page, next_page_token) = paginate(rows, limit, &bound, |last| last.directive_id);
         Ok(Response::new(ListDirectiveRollupsResponse {
             rollups: page

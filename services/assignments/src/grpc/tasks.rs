@@ -5,7 +5,6 @@ use std::sync::Arc;
 use dondoc_contracts::assignments::v1::task_service_server::TaskService;
 use dondoc_contracts::assignments::v1::*;
 use dondoc_contracts::service_names;
-use dondoc_database::HotConnection;
 use dondoc_errors::{Error, Violations};
 use dondoc_identity::{Principal, principal};
 use dondoc_server::actor_of;
@@ -15,6 +14,7 @@ use dondoc_server::convert::{
 };
 use dondoc_server::listing::{Op, PageSize, decode_page_token, paginate, parse_filter};
 use dondoc_server::mutation::Mutation;
+use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 
 use super::convert::{
@@ -125,20 +125,14 @@ impl Tasks {
         Mutation::begin(&self.0.hot, &method(rpc), &principal.subject, request_id).await
     }
 
-    /// A connection and the task named by `parent`, when the caller may read it.
+    /// The task named by `parent`, when the caller may read it.
     async fn readable(
-        &self,
+        conn: &mut PgConnection,
         principal: &Principal,
         parent: &str,
-    ) -> Result<(HotConnection, TaskRecord), Error> {
+    ) -> Result<TaskRecord, Error> {
         let id = resource_id(parent, "tasks", "parent").map_err(invalid)?;
-        let mut conn = self
-            .0
-            .hot
-            .acquire()
-            .await
-            .map_err(dondoc_database::storage_error)?;
-        let record = tasks::get(&mut conn, id, false)
+        let record = tasks::get(conn, id, false)
             .await?
             .ok_or_else(|| not_found(parent))?;
         access::may_read(
@@ -146,7 +140,7 @@ impl Tasks {
             &record.lead_agencies,
             &record.coordinating_agencies,
         )?;
-        Ok((conn, record))
+        Ok(record)
     }
 
     fn view(&self, record: &TaskRecord) -> Task {
@@ -339,15 +333,12 @@ impl TaskService for Tasks {
         let principal = principal(&request)?;
         let name = &request.get_ref().name;
         let id = resource_id(name, "tasks", "name").map_err(invalid)?;
-        let mut conn = self
+        let record = self
             .0
             .hot
-            .acquire()
-            .await
-            .map_err(dondoc_database::storage_error)?;
-        let record = tasks::get(&mut conn, id, false).await?;
-        conn.release();
-        let record = record.ok_or_else(|| not_found(name))?;
+            .run(async |conn| tasks::get(conn, id, false).await)
+            .await?
+            .ok_or_else(|| not_found(name))?;
         access::may_read(
             &principal,
             &record.lead_agencies,
@@ -459,14 +450,11 @@ impl TaskService for Tasks {
         let scope = format!("{}|{:?}", request.filter, query.visible_to_agency);
         let after: Option<(chrono::NaiveDate, i64)> =
             decode_page_token(&scope, &request.page_token)?;
-        let mut conn = self
+        let records = self
             .0
             .hot
-            .acquire()
-            .await
-            .map_err(dondoc_database::storage_error)?;
-        let records = tasks::list(&mut conn, &query, today, after, limit + 1).await?;
-        conn.release();
+            .run(async |conn| tasks::list(conn, &query, today, after, limit + 1).await)
+            .await?;
         let (page, next_page_token) =
             paginate(records, limit, &scope, |last| (sort_due(last), last.id));
         Ok(Response::new(ListTasksResponse {
@@ -865,11 +853,15 @@ impl TaskService for Tasks {
             max: 100,
         }
         .resolve(r.page_size)?;
-        let (mut conn, _) = self.readable(&principal, &r.parent).await?;
-        let id = resource_id(&r.parent, "tasks", "parent").map_err(invalid)?;
-        let before: Option<i64> = decode_page_token(&r.parent, &r.page_token)?;
-        let records = progress::list(&mut conn, id, before, limit + 1).await?;
-        conn.release();
+        let records = self
+            .0
+            .hot
+            .run(async |conn| {
+                let task = Self::readable(conn, &principal, &r.parent).await?;
+                let before: Option<i64> = decode_page_token(&r.parent, &r.page_token)?;
+                progress::list(conn, task.id, before, limit + 1).await
+            })
+            .await?;
         let (page, next_page_token) = paginate(records, limit, &r.parent, |last| last.id);
         Ok(Response::new(ListProgressReportsResponse {
             reports: page.iter().map(progress_to_pb).collect(),
@@ -1098,9 +1090,14 @@ impl TaskService for Tasks {
     ) -> Result<Response<ListExtensionRequestsResponse>, Status> {
         let principal = principal(&request)?;
         let parent = &request.get_ref().parent;
-        let (mut conn, record) = self.readable(&principal, parent).await?;
-        let records = extensions::list(&mut conn, record.id).await?;
-        conn.release();
+        let records = self
+            .0
+            .hot
+            .run(async |conn| {
+                let task = Self::readable(conn, &principal, parent).await?;
+                extensions::list(conn, task.id).await
+            })
+            .await?;
         Ok(Response::new(ListExtensionRequestsResponse {
             extensions: records.iter().map(extension_to_pb).collect(),
         }))
@@ -1112,9 +1109,14 @@ impl TaskService for Tasks {
     ) -> Result<Response<ListTaskHistoryResponse>, Status> {
         let principal = principal(&request)?;
         let parent = &request.get_ref().parent;
-        let (mut conn, record) = self.readable(&principal, parent).await?;
-        let rows = tasks::history(&mut conn, record.id).await?;
-        conn.release();
+        let rows = self
+            .0
+            .hot
+            .run(async |conn| {
+                let task = Self::readable(conn, &principal, parent).await?;
+                tasks::history(conn, task.id).await
+            })
+            .await?;
         let stage = |s: &str| Stage::parse(s).map(|s| stage_to_pb(s) as i32).unwrap_or(0);
         Ok(Response::new(ListTaskHistoryResponse {
             entries: rows

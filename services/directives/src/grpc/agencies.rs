@@ -105,20 +105,19 @@ impl AgencyService for Agencies {
         access::authorize(&principal, access::Action::ReadDirectory)?;
         let code = dondoc_server::convert::agency_code(&request.get_ref().name, "name")
             .map_err(|v| Error::InvalidArgument(vec![v]))?;
-        let mut conn = self
+        let agency = self
             .0
             .hot
-            .acquire()
-            .await
-            .map_err(dondoc_database::storage_error)?;
-        let record = agencies::get(&mut conn, &code)
-            .await?
-            .ok_or_else(|| Error::NotFound {
-                resource: "agency",
-                name: request.get_ref().name.clone(),
-            })?;
-        let agency = with_history(&mut conn, &record).await?;
-        conn.release();
+            .run(async |conn| {
+                let record = agencies::get(conn, &code)
+                    .await?
+                    .ok_or_else(|| Error::NotFound {
+                        resource: "agency",
+                        name: request.get_ref().name.clone(),
+                    })?;
+                with_history(conn, &record).await
+            })
+            .await?;
         Ok(Response::new(GetAgencyResponse {
             agency: Some(agency),
         }))
@@ -163,14 +162,11 @@ impl AgencyService for Agencies {
             }
         }
         let after: Option<String> = decode_page_token(&request.filter, &request.page_token)?;
-        let mut conn = self
+        let records = self
             .0
             .hot
-            .acquire()
-            .await
-            .map_err(dondoc_database::storage_error)?;
-        let records = agencies::list(&mut conn, &query, after.as_deref(), limit + 1).await?;
-        conn.release();
+            .run(async |conn| agencies::list(conn, &query, after.as_deref(), limit + 1).await)
+            .await?;
         let (page, next_page_token) =
             paginate(records, limit, &request.filter, |last| last.code.clone());
         Ok(Response::new(ListAgenciesResponse {
@@ -272,58 +268,11 @@ impl AgencyService for Agencies {
         let as_of = date_from_pb(request.as_of.as_ref(), "as_of")
             .map_err(|v| Error::InvalidArgument(vec![v]))?
             .unwrap_or_else(|| self.0.clock.today());
-        let mut conn = self
+        let (matched, current) = self
             .0
             .hot
-            .acquire()
-            .await
-            .map_err(dondoc_database::storage_error)?;
-        let resolved = resolve_names(&mut conn, &[query.to_string()], as_of).await?;
-        let code = match resolved.into_iter().next() {
-            Some((_, Ok(code))) => code,
-            Some((_, Err(Unresolved::Ambiguous(codes)))) => {
-                return Err(Error::invalid(
-                    "query",
-                    format!(
-                        "{query:?} designates several agencies on {as_of}: {}; ask with a code",
-                        codes
-                            .iter()
-                            .map(|c| format!("agencies/{c}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
-                .into());
-            }
-            _ => {
-                return Err(Error::NotFound {
-                    resource: "agency",
-                    name: query.to_string(),
-                }
-                .into());
-            }
-        };
-        let record = agencies::get(&mut conn, &code)
-            .await?
-            .ok_or_else(|| not_found(&format!("agencies/{code}")))?;
-        let history = agencies::name_history(&mut conn, &[code.as_str()])
-            .await?
-            .remove(&code)
-            .unwrap_or_default();
-        let mut matched = agency_with_history(&record, &history);
-        // The names it bore on the date asked about.
-        if let Some(old) = history
-            .iter()
-            .find(|n| n.valid_from.is_none_or(|f| f <= as_of) && as_of <= n.valid_until)
-        {
-            matched.display_name = old.display_name.clone();
-            matched.short_name = old.short_name.clone();
-        }
-        let mut current = Vec::new();
-        for successor in agencies::current_of(&mut conn, &code).await? {
-            current.push(with_history(&mut conn, &successor).await?);
-        }
-        conn.release();
+            .run(async |conn| resolve_at(conn, query, as_of).await)
+            .await?;
         Ok(Response::new(ResolveAgencyResponse {
             matched: Some(matched),
             current,
@@ -523,6 +472,59 @@ pub async fn with_history(
         .remove(&record.code)
         .unwrap_or_default();
     Ok(agency_with_history(record, &history))
+}
+
+/// The agency `query` designates on `as_of` (with the names it bore then)
+/// and what stands for it now, when it was merged, split or dissolved.
+async fn resolve_at(
+    conn: &mut sqlx::PgConnection,
+    query: &str,
+    as_of: chrono::NaiveDate,
+) -> Result<(pb::Agency, Vec<pb::Agency>), Error> {
+    let resolved = resolve_names(conn, &[query.to_string()], as_of).await?;
+    let code = match resolved.into_iter().next() {
+        Some((_, Ok(code))) => code,
+        Some((_, Err(Unresolved::Ambiguous(codes)))) => {
+            return Err(Error::invalid(
+                "query",
+                format!(
+                    "{query:?} designates several agencies on {as_of}: {}; ask with a code",
+                    codes
+                        .iter()
+                        .map(|c| format!("agencies/{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        _ => {
+            return Err(Error::NotFound {
+                resource: "agency",
+                name: query.to_string(),
+            });
+        }
+    };
+    let record = agencies::get(conn, &code)
+        .await?
+        .ok_or_else(|| not_found(&format!("agencies/{code}")))?;
+    let history = agencies::name_history(conn, &[code.as_str()])
+        .await?
+        .remove(&code)
+        .unwrap_or_default();
+    let mut matched = agency_with_history(&record, &history);
+    // The names it bore on the date asked about.
+    if let Some(old) = history
+        .iter()
+        .find(|n| n.valid_from.is_none_or(|f| f <= as_of) && as_of <= n.valid_until)
+    {
+        matched.display_name = old.display_name.clone();
+        matched.short_name = old.short_name.clone();
+    }
+    let mut current = Vec::new();
+    for successor in agencies::current_of(conn, &code).await? {
+        current.push(with_history(conn, &successor).await?);
+    }
+    Ok((matched, current))
 }
 
 async fn append_reorganized(

@@ -382,15 +382,12 @@ impl DirectiveService for Directives {
         let principal = principal(&request)?;
         let name = &request.get_ref().name;
         let id = resource_id(name, "directives", "name").map_err(invalid)?;
-        let mut conn = self
+        let record = self
             .0
             .hot
-            .acquire()
-            .await
-            .map_err(dondoc_database::storage_error)?;
-        let record = directives::get(&mut conn, id, false).await?;
-        conn.release();
-        let record = record.ok_or_else(|| not_found(name))?;
+            .run(async |conn| directives::get(conn, id, false).await)
+            .await?
+            .ok_or_else(|| not_found(name))?;
         check_readable(&principal, &record)?;
         Ok(Response::new(GetDirectiveResponse {
             directive: Some(directive_to_pb(&record)),
@@ -489,14 +486,11 @@ impl DirectiveService for Directives {
         // The token is bound to the filter and to what the caller may see.
         let token_scope = format!("{}|{:?}", request.filter, query.visible_to_agency);
         let before: Option<i64> = decode_page_token(&token_scope, &request.page_token)?;
-        let mut conn = self
+        let records = self
             .0
             .hot
-            .acquire()
-            .await
-            .map_err(dondoc_database::storage_error)?;
-        let records = directives::list(&mut conn, &query, before, limit + 1).await?;
-        conn.release();
+            .run(async |conn| directives::list(conn, &query, before, limit + 1).await)
+            .await?;
         let (page, next_page_token) = paginate(records, limit, &token_scope, |last| last.id);
         Ok(Response::new(ListDirectivesResponse {
             directives: page.iter().map(directive_to_pb).collect(),
@@ -810,15 +804,13 @@ impl DirectiveService for Directives {
         }
         let token_scope = format!("search|{words}|{scope:?}");
         let after: Option<(f32, i64)> = decode_page_token(&token_scope, &request.page_token)?;
-        let mut conn = self
+        let hits = self
             .0
             .hot
-            .acquire()
-            .await
-            .map_err(dondoc_database::storage_error)?;
-        let hits =
-            directives::search(&mut conn, &words, scope.as_deref(), after, limit + 1).await?;
-        conn.release();
+            .run(async |conn| {
+                directives::search(conn, &words, scope.as_deref(), after, limit + 1).await
+            })
+            .await?;
         let (page, next_page_token) = paginate(hits, limit, &token_scope, |last| {
             (last.rank, last.record.id)
         });
@@ -1032,65 +1024,11 @@ impl Directives {
                 names.push(name.clone());
             }
         }
-        let mut conn = self
+        let resolutions = self
             .0
             .hot
-            .acquire()
-            .await
-            .map_err(dondoc_database::storage_error)?;
-        let picked = super::agencies::resolve_names(&mut conn, &names, as_of).await?;
-        let mut resolutions: std::collections::HashMap<String, NameResolution> =
-            std::collections::HashMap::new();
-        for (name, result) in picked {
-            let resolution = match result {
-                Err(Unresolved::Unknown) => {
-                    NameResolution::Unresolved("not in the agency directory".into())
-                }
-                Err(Unresolved::Ambiguous(codes)) => NameResolution::Unresolved(format!(
-                    "designates several agencies: {}",
-                    codes.join(", ")
-                )),
-                Ok(code) => {
-                    let record = agencies::get(&mut conn, &code).await?;
-                    match record {
-                        Some(r) if r.state == "ACTIVE" => NameResolution::Agency {
-                            code: AgencyCode::parse(&code).map_err(Error::internal)?,
-                            note: None,
-                        },
-                        Some(r) => {
-                            let now = agencies::current_of(&mut conn, &code).await?;
-                            let since = r
-                                .effective_until
-                                .and_then(|d| d.succ_opt())
-                                .map(|d| format!(" from {d}"))
-                                .unwrap_or_default();
-                            match now.first() {
-                                None => NameResolution::Unresolved(format!(
-                                    "agencies/{code} was {}{since} and has no successor",
-                                    r.state.to_lowercase()
-                                )),
-                                Some(first) => NameResolution::Agency {
-                                    code: AgencyCode::parse(&first.code)
-                                        .map_err(Error::internal)?,
-                                    note: Some(format!(
-                                        "agencies/{code} was {}{since} into {}: agencies/{} proposed",
-                                        r.state.to_lowercase(),
-                                        now.iter()
-                                            .map(|a| format!("agencies/{}", a.code))
-                                            .collect::<Vec<_>>()
-                                            .join(", "),
-                                        first.code
-                                    )),
-                                },
-                            }
-                        }
-                        None => NameResolution::Unresolved("not in the agency directory".into()),
-                    }
-                }
-            };
-            resolutions.insert(name, resolution);
-        }
-        conn.release();
+            .run(async |conn| resolve_all(conn, &names, as_of).await)
+            .await?;
         let proposal = import::propose(&parsed, &text, &mut |name| {
             resolutions
                 .get(name)
@@ -1114,6 +1052,68 @@ impl Directives {
         };
         Ok((response, proposal))
     }
+}
+
+/// What each agency name of a parsed document designates on `as_of`: an
+/// active agency, the successor of one merged or split (with a note), or
+/// why none was found.
+async fn resolve_all(
+    conn: &mut sqlx::PgConnection,
+    names: &[String],
+    as_of: chrono::NaiveDate,
+) -> Result<std::collections::HashMap<String, NameResolution>, Error> {
+    let picked = super::agencies::resolve_names(conn, names, as_of).await?;
+    let mut resolutions: std::collections::HashMap<String, NameResolution> =
+        std::collections::HashMap::new();
+    for (name, result) in picked {
+        let resolution = match result {
+            Err(Unresolved::Unknown) => {
+                NameResolution::Unresolved("not in the agency directory".into())
+            }
+            Err(Unresolved::Ambiguous(codes)) => NameResolution::Unresolved(format!(
+                "designates several agencies: {}",
+                codes.join(", ")
+            )),
+            Ok(code) => {
+                let record = agencies::get(conn, &code).await?;
+                match record {
+                    Some(r) if r.state == "ACTIVE" => NameResolution::Agency {
+                        code: AgencyCode::parse(&code).map_err(Error::internal)?,
+                        note: None,
+                    },
+                    Some(r) => {
+                        let now = agencies::current_of(conn, &code).await?;
+                        let since = r
+                            .effective_until
+                            .and_then(|d| d.succ_opt())
+                            .map(|d| format!(" from {d}"))
+                            .unwrap_or_default();
+                        match now.first() {
+                            None => NameResolution::Unresolved(format!(
+                                "agencies/{code} was {}{since} and has no successor",
+                                r.state.to_lowercase()
+                            )),
+                            Some(first) => NameResolution::Agency {
+                                code: AgencyCode::parse(&first.code).map_err(Error::internal)?,
+                                note: Some(format!(
+                                    "agencies/{code} was {}{since} into {}: agencies/{} proposed",
+                                    r.state.to_lowercase(),
+                                    now.iter()
+                                        .map(|a| format!("agencies/{}", a.code))
+                                        .collect::<Vec<_>>()
+                                        .join(", "),
+                                    first.code
+                                )),
+                            },
+                        }
+                    }
+                    None => NameResolution::Unresolved("not in the agency directory".into()),
+                }
+            }
+        };
+        resolutions.insert(name, resolution);
+    }
+    Ok(resolutions)
 }
 
 fn proposal_to_pb(p: &import::Proposal) -> pb::Directive {

@@ -115,15 +115,11 @@ impl Notifications {
     ) -> Result<StreamFilter, Error> {
         let id = resource_id(name, "subscriptions", "subscription")
             .map_err(|v| Error::InvalidArgument(vec![v]))?;
-        let mut conn = self
+        let saved = self
             .0
             .hot
-            .acquire()
-            .await
-            .map_err(dondoc_database::storage_error)?;
-        let saved = subscriptions::get(&mut conn, id).await?;
-        conn.release();
-        let saved = saved
+            .run(async |conn| subscriptions::get(conn, id).await)
+            .await?
             .filter(|s| crate::grpc::subscriptions::may_manage(principal, s))
             .ok_or_else(|| Error::NotFound {
                 resource: "subscription",
@@ -200,22 +196,23 @@ impl NotificationService for Notifications {
         }
         let scope = format!("{}|{agency}", request.filter);
         let before: Option<(String, i64)> = decode_page_token(&scope, &request.page_token)?;
-        let mut conn = self
+        let (rows, latest) = self
             .0
             .hot
-            .acquire()
-            .await
-            .map_err(dondoc_database::storage_error)?;
-        let rows = notifications::inbox(&mut conn, &agency, unread_only, before, limit + 1).await?;
-        // The cursor to subscribe after: everything visible now has been listed.
-        let latest: Option<String> = sqlx::query_scalar(
-            "SELECT tx_id::text || '-' || id FROM notifications WHERE recipient = $1 ORDER BY tx_id DESC, id DESC LIMIT 1",
-        )
-        .bind(&agency)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(dondoc_database::storage_error)?;
-        conn.release();
+            .run(async |conn| {
+                let rows =
+                    notifications::inbox(conn, &agency, unread_only, before, limit + 1).await?;
+                // The cursor to subscribe after: everything visible now has been listed.
+                let latest: Option<String> = sqlx::query_scalar(
+                    "SELECT tx_id::text || '-' || id FROM notifications WHERE recipient = $1 ORDER BY tx_id DESC, id DESC LIMIT 1",
+                )
+                .bind(&agency)
+                .fetch_optional(conn)
+                .await
+                .map_err(dondoc_database::storage_error)?;
+                Ok((rows, latest))
+            })
+            .await?;
         let (page, next_page_token) = paginate(rows, limit, &scope, |last| {
             (last.cursor.tx.to_string(), last.cursor.id)
         });
@@ -254,15 +251,12 @@ impl NotificationService for Notifications {
                     .ok_or_else(|| Error::denied("NO_AGENCY", "the caller acts for no agency"))?,
             )
         };
-        let mut conn = self
+        let now = self.0.clock.now();
+        let updated = self
             .0
             .hot
-            .acquire()
-            .await
-            .map_err(dondoc_database::storage_error)?;
-        let updated =
-            notifications::mark_read(&mut conn, own.as_deref(), &ids, self.0.clock.now()).await?;
-        conn.release();
+            .run(async |conn| notifications::mark_read(conn, own.as_deref(), &ids, now).await)
+            .await?;
         Ok(Response::new(MarkNotificationsReadResponse {
             updated: updated as i32,
         }))

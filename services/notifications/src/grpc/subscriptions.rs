@@ -135,9 +135,11 @@ impl Subscriptions {
     ) -> Result<StoredSubscription, Error> {
         let id = resource_id(name, "subscriptions", field)
             .map_err(|v| Error::InvalidArgument(vec![v]))?;
-        let mut conn = self.0.hot.acquire().await.map_err(storage)?;
-        let saved = subscriptions::get(&mut conn, id).await?;
-        conn.release();
+        let saved = self
+            .0
+            .hot
+            .run(async |conn| subscriptions::get(conn, id).await)
+            .await?;
         match saved {
             Some(s) if may_manage(p, &s) => Ok(s),
             _ => Err(Error::NotFound {
@@ -347,9 +349,13 @@ impl SubscriptionService for Subscriptions {
         };
         let query = format!("subscriptions|{}", subscriber.clone().unwrap_or_default());
         let after: i64 = decode_page_token(&query, &request.page_token)?.unwrap_or(0);
-        let mut conn = self.0.hot.acquire().await.map_err(storage)?;
-        let rows = subscriptions::list(&mut conn, subscriber.as_deref(), after, limit + 1).await?;
-        conn.release();
+        let rows = self
+            .0
+            .hot
+            .run(async |conn| {
+                subscriptions::list(conn, subscriber.as_deref(), after, limit + 1).await
+            })
+            .await?;
         let (page, next_page_token) = paginate(rows, limit, &query, |last| last.id);
         Ok(Response::new(ListSubscriptionsResponse {
             subscriptions: page.iter().map(|s| to_pb(s, false)).collect(),
@@ -421,9 +427,13 @@ impl SubscriptionService for Subscriptions {
         }
         let query = format!("deliveries|{}|{}", s.id, request.filter);
         let after: i64 = decode_page_token(&query, &request.page_token)?.unwrap_or(0);
-        let mut conn = self.0.hot.acquire().await.map_err(storage)?;
-        let rows = deliveries::list(&mut conn, s.id, state.as_deref(), after, limit + 1).await?;
-        conn.release();
+        let rows = self
+            .0
+            .hot
+            .run(async |conn| {
+                deliveries::list(conn, s.id, state.as_deref(), after, limit + 1).await
+            })
+            .await?;
         let (page, next_page_token) = paginate(rows, limit, &query, |last| last.id);
         Ok(Response::new(ListDeliveriesResponse {
             deliveries: page.iter().map(delivery_to_pb).collect(),
