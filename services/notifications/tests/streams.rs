@@ -222,6 +222,21 @@ async fn the_buffer_counts_what_a_stream_selects_not_what_the_hub_read() {
     r.shutdown.cancel();
 }
 
+/// The cursor of `recipient`'s first notification. Reads are gap-free:
+/// they stop below the oldest transaction still running in the cluster,
+/// which another test may hold open for a moment after this one committed.
+async fn first_cursor(pool: &sqlx::PgPool, recipient: &str) -> Cursor {
+    dondoc_testing::eventually(Duration::from_secs(10), || async {
+        notifications::read(pool, recipient, Cursor::START, 1)
+            .await
+            .unwrap()
+            .items
+            .first()
+            .map(|(cursor, _)| *cursor)
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_stream_resumes_after_its_cursor_and_starts_at_the_beginning_without_one() {
     let pool = pool().await;
@@ -241,11 +256,7 @@ async fn a_stream_resumes_after_its_cursor_and_starts_at_the_beginning_without_o
     let mut from_start = Box::pin(r.hub.stream(for_recipient("so-ldtbxh"), Cursor::START));
     assert_eq!(caught_up(&mut from_start).await, ["a", "b"]);
 
-    let first = notifications::read(&pool, "so-ldtbxh", Cursor::START, 1)
-        .await
-        .unwrap()
-        .items[0]
-        .0;
+    let first = first_cursor(&pool, "so-ldtbxh").await;
     let mut resumed = Box::pin(r.hub.stream(for_recipient("so-ldtbxh"), first));
     assert_eq!(caught_up(&mut resumed).await, ["b"]);
 
@@ -284,11 +295,7 @@ async fn a_quiet_stream_checkpoints_past_what_its_filter_left_out() {
         &[notification("other", "so-ldtbxh", "DUE_SOON", false)],
     )
     .await;
-    let other = notifications::read(&pool, "so-ldtbxh", Cursor::START, 1)
-        .await
-        .unwrap()
-        .items[0]
-        .0;
+    let other = first_cursor(&pool, "so-ldtbxh").await;
     // Checkpoints move past the other agency's notification once the hub
     // has dispatched it; a client resuming there misses nothing of its own.
     let reached = tokio::time::timeout(Duration::from_secs(10), async {
