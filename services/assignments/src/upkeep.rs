@@ -3,10 +3,11 @@
 //! step is idempotent, so replicas may run it side by side.
 //!
 //! * occurrences of recurring duties fall due ([`crate::recurring`]);
-//! * at start and whenever the long-overdue boundary has moved (once a
-//!   day), the statistics counters roll the days past it into one row
-//!   ([`crate::storage::statistics::roll_tallies`]) and fold their shards
-//!   ([`crate::storage::statistics::fold_tallies`]).
+//! * at start and whenever the day has changed, the statistics counters
+//!   roll the days past the long-overdue boundary into one row
+//!   ([`crate::storage::statistics::roll_tallies`]), fold their shards
+//!   ([`crate::storage::statistics::fold_tallies`]) and sum the days from
+//!   there to today ([`crate::storage::statistics::sum_overdue_tallies`]).
 
 use std::time::Duration;
 
@@ -31,20 +32,20 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let mut changes = clock.changes();
-    let mut upkept_until = None;
+    let mut upkept_on = None;
     loop {
         if let Err(error) = recurring::generate(&pool, &clock, &policy, &wake).await {
             tracing::warn!(%error, "generating occurrences of recurring duties failed");
         }
-        let until = statistics::roll_until(clock.today(), &policy);
-        if upkept_until != Some(until) {
-            match roll_and_fold(&pool, until).await {
+        let today = clock.today();
+        if upkept_on != Some(today) {
+            match upkeep_tallies(&pool, today, &policy).await {
                 Ok(folded) => {
-                    tracing::debug!(%until, folded, "statistics counters rolled and folded");
-                    upkept_until = Some(until);
+                    tracing::debug!(%today, folded, "statistics counters rolled, folded and summed");
+                    upkept_on = Some(today);
                 }
                 Err(error) => {
-                    tracing::warn!(%error, %until, "rolling the statistics counters failed");
+                    tracing::warn!(%error, %today, "the upkeep of the statistics counters failed");
                 }
             }
         }
@@ -56,12 +57,20 @@ pub async fn run(
     }
 }
 
-/// Returns how many counter rows were folded.
-async fn roll_and_fold(pool: &PgPool, until: NaiveDate) -> Result<u64, Error> {
+/// Rolls, folds and sums the counters for `today`; returns how many
+/// counter rows were folded.
+async fn upkeep_tallies(
+    pool: &PgPool,
+    today: NaiveDate,
+    policy: &DeadlinePolicy,
+) -> Result<u64, Error> {
     let mut conn = pool
         .acquire()
         .await
         .map_err(dondoc_database::storage_error)?;
-    statistics::roll_tallies(&mut conn, until).await?;
-    statistics::fold_tallies(&mut conn).await
+    statistics::roll_tallies(&mut conn, statistics::roll_until(today, policy)).await?;
+    let folded = statistics::fold_tallies(&mut conn).await?;
+    statistics::sum_overdue_tallies(&mut conn, statistics::sum_overdue_until(today, policy))
+        .await?;
+    Ok(folded)
 }

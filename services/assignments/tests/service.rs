@@ -15,7 +15,7 @@ use dondoc_assignments::domain::stage::Stage;
 use dondoc_assignments::domain::statistics::Counts;
 use dondoc_assignments::storage::statistics::{
     Figures, Scope, counter_scope, figures, figures_from_counters, figures_from_tasks,
-    fold_tallies, roll_tallies, roll_until, rolled_before,
+    fold_tallies, roll_tallies, roll_until, rolled_before, sum_overdue_tallies, sum_overdue_until,
 };
 use dondoc_assignments::storage::tasks::{self, NewTask, deadline_predicate};
 use dondoc_assignments::storage::{self as storage_mod};
@@ -378,10 +378,13 @@ async fn reads_one_at_a_time_run_on_the_connection_used_last() {
             tokio::spawn(async move { client.list_tasks(pb::ListTasksRequest::default()).await })
         })
         .collect();
+    // Counted by their statement: the service's upkeep, which reads tasks
+    // at start, may be held up by the lock too.
     dondoc_testing::eventually(Duration::from_secs(10), || async {
         let waiting: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+             WHERE datname = current_database() AND wait_event_type = 'Lock' \
+             AND query LIKE 'SELECT % FROM tasks WHERE true%'",
         )
         .fetch_one(&s.pool)
         .await
@@ -408,9 +411,16 @@ async fn reads_one_at_a_time_run_on_the_connection_used_last() {
     // would go round all six. The event consumer may take the top one
     // between two reads, hence at most two.
     let backends = backends_that_read_a_task(&s.pool).await;
+    let activity: Vec<(i32, String, String)> = sqlx::query_as(
+        "SELECT pid, COALESCE(state, ''), query FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() ORDER BY pid",
+    )
+    .fetch_all(&s.pool)
+    .await
+    .unwrap();
     assert!(
         (1..=2).contains(&backends),
-        "ten reads one after another ran on {backends} server processes"
+        "ten reads one after another ran on {backends} server processes: {activity:#?}"
     );
 }
 
@@ -1456,6 +1466,31 @@ async fn assert_read_models_match(pool: &PgPool, step: &str) {
         unrolled, 0,
         "day rows left before the watermark after {step}"
     );
+    // The overdue sums (migration 0106) are those of the day rows due from
+    // one watermark up to the other, counter by counter (a fold moves day
+    // rows and sums to shard 0 in steps of its own, so shard by shard they
+    // may differ for a while).
+    let sums_off: Vec<(String, Option<i64>, Option<i64>)> =
+        sqlx::query_as(
+            "SELECT concat_ws('/', scope, scope_leads, lead_agency, key_task, stage), days.tasks, sums.tasks \
+             FROM (SELECT scope, scope_leads, lead_agency, key_task, stage, sum(tasks)::bigint AS tasks \
+                   FROM task_tally_days d, task_tally_watermark w \
+                   WHERE d.due_date >= w.rolled_before AND d.due_date < w.overdue_before \
+                     AND d.due_date > DATE '0001-01-01' \
+                   GROUP BY 1, 2, 3, 4, 5 HAVING sum(tasks) <> 0) AS days \
+             FULL JOIN (SELECT scope, scope_leads, lead_agency, key_task, stage, sum(tasks)::bigint AS tasks \
+                        FROM task_tally_overdue GROUP BY 1, 2, 3, 4, 5 HAVING sum(tasks) <> 0) AS sums \
+               USING (scope, scope_leads, lead_agency, key_task, stage) \
+             WHERE days.tasks IS DISTINCT FROM sums.tasks",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        sums_off,
+        vec![],
+        "overdue sums unlike their day rows after {step}"
+    );
 
     let mut agencies: Vec<String> = records
         .iter()
@@ -1498,7 +1533,8 @@ async fn assert_read_models_match(pool: &PgPool, step: &str) {
         .flat_map(|due| {
             [-31, -30, -29, -1, 0, 1, 2, 3, 4, 5, 6, 7, 31].map(|n| due + chrono::Duration::days(n))
         })
-        .chain([d(2024, 9, 30)])
+        // The days whose figures read the overdue sums in the test below.
+        .chain([d(2024, 9, 30), d(2024, 10, 1), d(2024, 10, 31)])
         .collect();
     days.sort();
     days.dedup();
@@ -1549,11 +1585,20 @@ async fn assert_read_models_match(pool: &PgPool, step: &str) {
 async fn sharded_rows(conn: &mut sqlx::PgConnection) -> i64 {
     sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM task_tally_totals WHERE shard <> 0) \
-         + (SELECT count(*) FROM task_tally_days WHERE shard <> 0)",
+         + (SELECT count(*) FROM task_tally_days WHERE shard <> 0) \
+         + (SELECT count(*) FROM task_tally_overdue WHERE shard <> 0)",
     )
     .fetch_one(conn)
     .await
     .unwrap()
+}
+
+/// The watermark up to which the overdue sums go.
+async fn overdue_before(conn: &mut sqlx::PgConnection) -> NaiveDate {
+    sqlx::query_scalar("SELECT overdue_before FROM task_tally_watermark")
+        .fetch_one(conn)
+        .await
+        .unwrap()
 }
 
 fn task_with(lead: &[&str], coordinating: &[&str], due: Option<NaiveDate>, key: bool) -> NewTask {
@@ -1593,6 +1638,15 @@ async fn agency_index_and_counters_follow_every_change() {
         d(2024, 9, 1)
     );
     assert_read_models_match(&pool, "a roll to 2024-09-01").await;
+    // The days from there to 2024-10-01 summed: the figures of 2024-10-01
+    // read the sums, which the writes below keep.
+    assert_eq!(
+        sum_overdue_tallies(&mut conn, d(2024, 10, 1))
+            .await
+            .unwrap(),
+        d(2024, 10, 1)
+    );
+    assert_read_models_match(&pool, "sums to 2024-10-01").await;
 
     tasks::set_stage(&mut conn, ids[0], Stage::InProgress, None, &who)
         .await
@@ -1630,6 +1684,38 @@ async fn agency_index_and_counters_follow_every_change() {
         d(2024, 10, 1)
     );
     assert_read_models_match(&pool, "a roll to 2024-10-01").await;
+    // Never back either; then on to 2024-10-31.
+    assert_eq!(
+        sum_overdue_tallies(&mut conn, d(2024, 9, 20))
+            .await
+            .unwrap(),
+        d(2024, 10, 1)
+    );
+    assert_eq!(
+        sum_overdue_tallies(&mut conn, d(2024, 10, 31))
+            .await
+            .unwrap(),
+        d(2024, 10, 31)
+    );
+    assert_read_models_match(&pool, "sums to 2024-10-31").await;
+    // Writes inside the summed days: a task due there, completed without a
+    // date (still counted against today), then given more time.
+    let summed = tasks::insert(
+        &mut conn,
+        &task_with(&["so-b"], &["so-c"], Some(d(2024, 10, 15)), true),
+        &who,
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .id;
+    tasks::set_stage(&mut conn, summed, Stage::Completed, None, &who)
+        .await
+        .unwrap();
+    tasks::set_due_date(&mut conn, summed, Some(d(2024, 10, 20)), true, &who)
+        .await
+        .unwrap();
+    assert_read_models_match(&pool, "writes inside the summed days").await;
     assert!(fold_tallies(&mut conn).await.unwrap() > 0);
     assert_eq!(sharded_rows(&mut conn).await, 0, "every counter in one row");
     assert_read_models_match(&pool, "a fold").await;
@@ -1748,11 +1834,16 @@ async fn the_service_rolls_and_folds_the_counters_as_the_clock_moves() {
                 let mut conn = pool.acquire().await.unwrap();
                 let sharded = sharded_rows(&mut conn).await;
                 let rolled = rolled_before(&mut conn).await.unwrap();
-                (rolled == roll_until(today, &policy) && sharded == 0).then_some(())
+                let summed = overdue_before(&mut conn).await;
+                (rolled == roll_until(today, &policy)
+                    && summed == sum_overdue_until(today, &policy)
+                    && sharded == 0)
+                    .then_some(())
             }
         }
     };
-    // At start: rolled to the long-overdue boundary of the service's today.
+    // At start: rolled to the long-overdue boundary of the service's today,
+    // and the days from there to today summed.
     dondoc_testing::eventually(Duration::from_secs(10), upkept(d(2024, 9, 2))).await;
     // Tasks written since land in their shards (ids 1, 2, 3)...
     let mut conn = s.pool.acquire().await.unwrap();
@@ -1764,8 +1855,8 @@ async fn the_service_rolls_and_folds_the_counters_as_the_clock_moves() {
             .unwrap()
             .unwrap();
     }
-    // ...and a day later the service has rolled one day further and folded
-    // every counter into one row.
+    // ...and a day later the service has rolled and summed one day further
+    // and folded every counter into one row.
     s.clock.set(at(d(2024, 9, 3)));
     dondoc_testing::eventually(Duration::from_secs(10), upkept(d(2024, 9, 3))).await;
     assert_read_models_match(&s.pool, "the service's roll and fold").await;
@@ -1789,15 +1880,46 @@ async fn two_replicas_rolling_and_folding_at_once_agree() {
         let mut conn = pool.acquire().await.unwrap();
         let rolled = roll_tallies(&mut conn, d(2024, 9, 1)).await.unwrap();
         fold_tallies(&mut conn).await.unwrap();
-        rolled
+        let summed = sum_overdue_tallies(&mut conn, d(2024, 10, 1))
+            .await
+            .unwrap();
+        (rolled, summed)
     };
     let (a, b) = tokio::join!(
         tokio::spawn(replica(pool.clone())),
         tokio::spawn(replica(pool.clone()))
     );
-    assert_eq!((a.unwrap(), b.unwrap()), (d(2024, 9, 1), d(2024, 9, 1)));
+    let both = (d(2024, 9, 1), d(2024, 10, 1));
+    assert_eq!((a.unwrap(), b.unwrap()), (both, both));
     assert_eq!(sharded_rows(&mut conn).await, 0, "every counter in one row");
     assert_read_models_match(&pool, "two replicas' rolls and folds").await;
+}
+
+/// Runs `upkeep` (a roll or a sum) on a connection of its own while a
+/// writer has inserted `task` and not committed: checks that it waits for
+/// the writer, lets the writer commit, and returns the upkeep's watermark.
+async fn upkeep_behind_a_writer(
+    pool: &PgPool,
+    task: &NewTask,
+    who: &Actor,
+    upkeep: impl AsyncFnOnce(&mut sqlx::PgConnection) -> Result<NaiveDate, dondoc_errors::Error>,
+) -> NaiveDate {
+    let mut writer = pool.begin().await.unwrap();
+    tasks::insert(&mut writer, task, who)
+        .await
+        .unwrap()
+        .unwrap();
+    let upkeep = async {
+        let mut conn = pool.acquire().await.unwrap();
+        upkeep(&mut conn).await.unwrap()
+    };
+    tokio::pin!(upkeep);
+    tokio::select! {
+        _ = &mut upkeep => panic!("the upkeep did not wait for the writer"),
+        _ = dondoc_testing::lock_waiter(pool) => {}
+    }
+    writer.commit().await.unwrap();
+    upkeep.await
 }
 
 #[tokio::test]
@@ -1805,25 +1927,14 @@ async fn a_roll_waits_for_writers_and_writers_wait_for_a_roll() {
     let (_db, pool) = database().await;
     let who = actor(at(d(2024, 9, 2)));
     // A writer files a task due 2024-08-20 by day, and has not committed.
-    let mut writer = pool.begin().await.unwrap();
-    let early = task_with(&["so-a"], &["so-b"], Some(d(2024, 8, 20)), false);
-    tasks::insert(&mut writer, &early, &who)
-        .await
-        .unwrap()
-        .unwrap();
-    let roll = tokio::spawn({
-        let pool = pool.clone();
-        async move {
-            let mut conn = pool.acquire().await.unwrap();
-            roll_tallies(&mut conn, d(2024, 9, 1)).await
-        }
-    });
-    // Were it not to wait, the roll would move the days it sees and leave
+    // Were the roll not to wait, it would move the days it sees and leave
     // this one behind, filed by day before the watermark.
-    dondoc_testing::lock_waiter(&pool).await;
-    assert!(!roll.is_finished(), "the roll waits for the writer");
-    writer.commit().await.unwrap();
-    assert_eq!(roll.await.unwrap().unwrap(), d(2024, 9, 1));
+    let early = task_with(&["so-a"], &["so-b"], Some(d(2024, 8, 20)), false);
+    let rolled = upkeep_behind_a_writer(&pool, &early, &who, async |conn| {
+        roll_tallies(conn, d(2024, 9, 1)).await
+    })
+    .await;
+    assert_eq!(rolled, d(2024, 9, 1));
     assert_read_models_match(&pool, "a roll that waited for a writer").await;
 
     // A roll in progress (here: one holding the lock) holds back writers,
@@ -1851,6 +1962,86 @@ async fn a_roll_waits_for_writers_and_writers_wait_for_a_roll() {
     rolling.commit().await.unwrap();
     write.await.unwrap();
     assert_read_models_match(&pool, "a write that waited for a roll").await;
+
+    // Summing waits for a writer in flight too: were it not to, it would
+    // sum the days without this task, which the writer, filing by the
+    // watermark before, would not add either.
+    let overdue = task_with(&["so-c"], &["so-a"], Some(d(2024, 9, 20)), false);
+    let summed = upkeep_behind_a_writer(&pool, &overdue, &who, async |conn| {
+        sum_overdue_tallies(conn, d(2024, 10, 1)).await
+    })
+    .await;
+    assert_eq!(summed, d(2024, 10, 1));
+    assert_read_models_match(&pool, "sums that waited for a writer").await;
+}
+
+#[tokio::test]
+async fn statistics_read_the_overdue_sums_only_when_the_watermarks_are_at_their_boundaries() {
+    let (_db, pool) = database().await;
+    let mut conn = pool.acquire().await.unwrap();
+    let who = actor(at(d(2024, 9, 2)));
+    for due in [
+        d(2024, 8, 10),
+        d(2024, 9, 12),
+        d(2024, 9, 25),
+        d(2024, 10, 2),
+    ] {
+        let task = task_with(&["so-a"], &["so-b"], Some(due), false);
+        tasks::insert(&mut conn, &task, &who)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let policy = DeadlinePolicy::default();
+    let today = d(2024, 10, 1);
+    // As the service keeps them: rolled, folded (one row per counter), summed.
+    roll_tallies(&mut conn, roll_until(today, &policy))
+        .await
+        .unwrap();
+    fold_tallies(&mut conn).await.unwrap();
+    sum_overdue_tallies(&mut conn, sum_overdue_until(today, &policy))
+        .await
+        .unwrap();
+    let province = |today| counter_scope(&Scope::default(), today, &policy).unwrap();
+    let before = figures_from_counters(&mut conn, &province(today), today, &policy)
+        .await
+        .unwrap();
+    let tomorrow = today.succ_opt().unwrap();
+    let before_tomorrow = figures_from_counters(&mut conn, &province(tomorrow), tomorrow, &policy)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            before.all.in_progress_overdue,
+            before.all.overdue_over_30_days
+        ),
+        (3, 1),
+        "due 2024-08-10, 2024-09-12 and 2024-09-25; the first over 30 days"
+    );
+    // Sums made wrong on purpose show which figures read them: today's,
+    // whose boundaries the watermarks are at, and not tomorrow's, which
+    // read the day rows.
+    sqlx::query(
+        "UPDATE task_tally_overdue SET tasks = tasks + 100 WHERE scope = '' AND lead_agency = ''",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let after = figures_from_counters(&mut conn, &province(today), today, &policy)
+        .await
+        .unwrap();
+    assert_eq!(
+        after.all.in_progress_overdue,
+        before.all.in_progress_overdue + 100
+    );
+    let after_tomorrow = figures_from_counters(&mut conn, &province(tomorrow), tomorrow, &policy)
+        .await
+        .unwrap();
+    assert_eq!(
+        (after_tomorrow.all, after_tomorrow.key_tasks),
+        (before_tomorrow.all, before_tomorrow.key_tasks),
+        "tomorrow's figures read the day rows"
+    );
 }
 
 #[tokio::test]

@@ -5,8 +5,9 @@
 //!
 //! The province, one agency (led or coordinated) and one lead agency, with
 //! or without `key_task`, are read from the counters of migrations
-//! `0104_task_tallies.sql` and `0105_tally_roll.sql` (kept by triggers in the
-//! writing transaction) with the same predicates summed over counter rows;
+//! `0104_task_tallies.sql`, `0105_tally_roll.sql` and `0106_tally_overdue.sql`
+//! (kept by triggers in the writing transaction) with the same predicates
+//! summed over counter rows;
 //! any other filter counts the tasks themselves.
 
 use chrono::NaiveDate;
@@ -260,10 +261,32 @@ pub async fn fold_tallies(conn: &mut PgConnection) -> Result<u64, Error> {
     }
 }
 
+/// Sums the day rows due before `until` (and from the roll's watermark on)
+/// per counter (migration 0106), in one transaction (`conn` must not be in
+/// one): the statistics of `until` read those sums instead of a month of
+/// day rows. Returns the watermark, which never moves back. Called after
+/// [`roll_tallies`] and [`fold_tallies`], with [`sum_overdue_until`].
+pub async fn sum_overdue_tallies(
+    conn: &mut PgConnection,
+    until: NaiveDate,
+) -> Result<NaiveDate, Error> {
+    sqlx::query_scalar("SELECT task_tally_sum_overdue($1)")
+        .bind(until)
+        .fetch_one(conn)
+        .await
+        .map_err(storage_error)
+}
+
 /// How far [`roll_tallies`] may go on `today`: to the long-overdue boundary,
 /// the earliest date the predicates tell apart (see [`counter_scope`]).
 pub fn roll_until(today: NaiveDate, policy: &DeadlinePolicy) -> NaiveDate {
     boundaries(today, policy)[0]
+}
+
+/// How far [`sum_overdue_tallies`] goes on `today`: to the second boundary
+/// (today), up to which every due date from the first gets the same answers.
+pub fn sum_overdue_until(today: NaiveDate, policy: &DeadlinePolicy) -> NaiveDate {
+    boundaries(today, policy)[1]
 }
 
 /// The due dates at which an answer of the predicates of `today` changes
@@ -331,7 +354,10 @@ pub fn counter_scope(
 /// far-future stand-in, then moved back by the day rows of `task_tally_days`
 /// due before the last boundary: each group's together out of the
 /// far-future stand-in, and into the boundary at or before their due date
-/// (or the stand-in, where rolled rows already stand). The predicates are
+/// (or the stand-in, where rolled rows already stand). The days from the
+/// first boundary to the second are read as their sums in
+/// `task_tally_overdue` when the watermarks are at those boundaries (as the
+/// service keeps them: [`sum_overdue_tallies`]), else day by day. The predicates are
 /// those of the task lists (`tasks::deadline_predicate`), applied to a few
 /// rows per lead agency.
 ///
@@ -401,15 +427,45 @@ pub fn counters_statement(
         ),
     ));
     condition(&mut sql);
+    // The day rows (and the sums of those from the first boundary to the
+    // second) move their tasks out of the far-future stand-in: each group's
+    // together, and in, to the boundary at or before their due date. `INT`
+    // like the totals' counts: the outer sums then add machine integers.
     sql.push(format!(
         " UNION ALL SELECT lead_agency, key_task, stage, COALESCE(day, {far_future}), NULL, \
-         CASE WHEN GROUPING(day) = 1 THEN -SUM(tasks) ELSE SUM(tasks) END FROM (\
-         SELECT lead_agency, key_task, stage, tasks, CASE WHEN due_date < {first} THEN {stand_in} \
-         WHEN due_date < {second} THEN {first} ELSE {second} END AS day FROM task_tally_days"
+         (CASE WHEN GROUPING(day) = 1 THEN -SUM(tasks) ELSE SUM(tasks) END)::int FROM ("
+    ));
+    let days = |sql: &mut QueryBuilder<Postgres>, due: &str| {
+        sql.push(format!(
+            "SELECT lead_agency, key_task, stage, tasks, CASE WHEN due_date < {first} THEN {stand_in} \
+             WHEN due_date < {second} THEN {first} ELSE {second} END AS day FROM task_tally_days"
+        ));
+        condition(sql);
+        sql.push(format!(" AND {due}"));
+    };
+    // Whether `task_tally_overdue` sums exactly the days from the first
+    // boundary to the second (migration 0106), in the statement's own
+    // snapshot: PostgreSQL reads it once and skips the branch it rules out.
+    let summed = format!(
+        "(SELECT rolled_before = {first} AND overdue_before = {second} FROM task_tally_watermark)"
+    );
+    days(&mut sql, &format!("due_date < {first}"));
+    sql.push(" UNION ALL ");
+    days(
+        &mut sql,
+        &format!("due_date >= {second} AND due_date < {last}"),
+    );
+    sql.push(" UNION ALL ");
+    days(
+        &mut sql,
+        &format!("due_date >= {first} AND due_date < {second} AND NOT {summed}"),
+    );
+    sql.push(format!(
+        " UNION ALL SELECT lead_agency, key_task, stage, tasks, {first} FROM task_tally_overdue"
     ));
     condition(&mut sql);
     sql.push(format!(
-        " AND due_date < {last}) AS days \
+        " AND {summed}) AS days \
          GROUP BY GROUPING SETS ((lead_agency, key_task, stage, day), (lead_agency, key_task, stage))\
          ) AS tally GROUP BY lead_agency HAVING SUM(tasks) > 0"
     ));
