@@ -1559,15 +1559,18 @@ async fn assert_read_models_match(pool: &PgPool, step: &str) {
                     sorted(figures(&mut conn, scope, today, &policy).await.unwrap()),
                 ),
             ];
-            if rolled <= counted.detail_from() {
-                answers.push((
-                    "counters",
-                    sorted(
-                        figures_from_counters(&mut conn, &counted, today, &policy)
-                            .await
-                            .unwrap(),
-                    ),
-                ));
+            // The counters answer unless a day they would tell apart is
+            // rolled; `figures` then counts the tasks.
+            let from_counters = figures_from_counters(&mut conn, &counted, today, &policy)
+                .await
+                .unwrap();
+            assert_eq!(
+                from_counters.is_some(),
+                rolled <= counted.detail_from(),
+                "the counters answer after {step}, {scope:?} on {today}, rolled before {rolled}"
+            );
+            if let Some(from_counters) = from_counters {
+                answers.push(("counters", sorted(from_counters)));
             }
             let expected = expected_figures(&records, scope, today);
             for (what, got) in &answers {
@@ -2005,11 +2008,13 @@ async fn statistics_read_the_overdue_sums_only_when_the_watermarks_are_at_their_
     let province = |today| counter_scope(&Scope::default(), today, &policy).unwrap();
     let before = figures_from_counters(&mut conn, &province(today), today, &policy)
         .await
-        .unwrap();
+        .unwrap()
+        .expect("nothing rolled past the boundaries");
     let tomorrow = today.succ_opt().unwrap();
     let before_tomorrow = figures_from_counters(&mut conn, &province(tomorrow), tomorrow, &policy)
         .await
-        .unwrap();
+        .unwrap()
+        .expect("nothing rolled past the boundaries");
     assert_eq!(
         (
             before.all.in_progress_overdue,
@@ -2029,18 +2034,87 @@ async fn statistics_read_the_overdue_sums_only_when_the_watermarks_are_at_their_
     .unwrap();
     let after = figures_from_counters(&mut conn, &province(today), today, &policy)
         .await
-        .unwrap();
+        .unwrap()
+        .expect("nothing rolled past the boundaries");
     assert_eq!(
         after.all.in_progress_overdue,
         before.all.in_progress_overdue + 100
     );
     let after_tomorrow = figures_from_counters(&mut conn, &province(tomorrow), tomorrow, &policy)
         .await
-        .unwrap();
+        .unwrap()
+        .expect("nothing rolled past the boundaries");
     assert_eq!(
         (after_tomorrow.all, after_tomorrow.key_tasks),
         (before_tomorrow.all, before_tomorrow.key_tasks),
         "tomorrow's figures read the day rows"
+    );
+}
+
+#[tokio::test]
+async fn statistics_count_the_tasks_when_a_day_they_tell_apart_is_rolled() {
+    let (_db, pool) = database().await;
+    let mut conn = pool.acquire().await.unwrap();
+    let who = actor(at(d(2024, 9, 2)));
+    for due in [
+        d(2024, 8, 10),
+        d(2024, 9, 1),
+        d(2024, 9, 25),
+        d(2024, 10, 5),
+    ] {
+        let task = task_with(&["so-a"], &["so-b"], Some(due), false);
+        tasks::insert(&mut conn, &task, &who)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let policy = DeadlinePolicy::default();
+    let today = d(2024, 10, 1);
+    let tomorrow = today.succ_opt().unwrap();
+    // A replica whose clock is already in tomorrow rolls tomorrow's
+    // long-overdue days: 2024-09-01 joins the stand-in, while today it is
+    // overdue by 30 days, not more.
+    roll_tallies(&mut conn, roll_until(tomorrow, &policy))
+        .await
+        .unwrap();
+    let province = |today| counter_scope(&Scope::default(), today, &policy).unwrap();
+    assert!(
+        figures_from_counters(&mut conn, &province(today), today, &policy)
+            .await
+            .unwrap()
+            .is_none(),
+        "today's figures tell apart a day the counters rolled"
+    );
+    let from_counters = figures_from_counters(&mut conn, &province(tomorrow), tomorrow, &policy)
+        .await
+        .unwrap()
+        .expect("tomorrow's figures do not");
+    let answered = figures(&mut conn, &Scope::default(), today, &policy)
+        .await
+        .unwrap();
+    let counted = figures_from_tasks(&mut conn, &Scope::default(), today, &policy)
+        .await
+        .unwrap();
+    assert_eq!(
+        (answered.all, answered.key_tasks),
+        (counted.all, counted.key_tasks),
+        "today's figures are the tasks' count"
+    );
+    assert_eq!(
+        (
+            answered.all.in_progress_overdue,
+            answered.all.overdue_over_30_days
+        ),
+        (3, 1),
+        "due 2024-08-10, 2024-09-01 and 2024-09-25; the first over 30 days"
+    );
+    assert_eq!(
+        (
+            from_counters.all.in_progress_overdue,
+            from_counters.all.overdue_over_30_days
+        ),
+        (3, 2),
+        "tomorrow 2024-09-01 is over 30 days too"
     );
 }
 

@@ -450,10 +450,7 @@ impl Hub {
         let mut routes = self.shared.lock();
         let routes = &mut *routes;
         if !items.is_empty() {
-            let page: Notifications = items
-                .into_iter()
-                .map(|(_, item)| StreamedNotification::new(item))
-                .collect();
+            let page = streamed(items);
             let mut parts: HashMap<&str, Vec<Arc<StreamedNotification>>> = HashMap::new();
             for n in page.iter() {
                 parts
@@ -648,11 +645,7 @@ impl Hub {
                 // when this stream registered; the mailbox has the rest.
                 loop {
                     let page = hub.catch_up(&filter, cursor, batch).await?;
-                    let items: Notifications = page
-                        .items
-                        .into_iter()
-                        .map(|(_, item)| StreamedNotification::new(item))
-                        .collect();
+                    let items = streamed(page.items);
                     cursor = cursor.max(page.scanned_to);
                     if let Some(last) = items.last() {
                         cursor = cursor.max(last.cursor);
@@ -714,6 +707,14 @@ impl Hub {
             }
         }
     }
+}
+
+/// Notifications read from the log, in the form streams share.
+fn streamed(items: Vec<(Cursor, StoredNotification)>) -> Notifications {
+    items
+        .into_iter()
+        .map(|(_, item)| StreamedNotification::new(item))
+        .collect()
 }
 
 /// The notifications of a stream of pages ([`Hub::pages`]), one at a time.

@@ -161,15 +161,12 @@ pub async fn figures(
     today: NaiveDate,
     policy: &DeadlinePolicy,
 ) -> Result<Figures, Error> {
-    match counter_scope(scope, today, policy) {
-        Some(counted) if rolled_before(conn).await? <= counted.detail_from() => {
-            figures_from_counters(conn, &counted, today, policy).await
-        }
-        // A day rolled into the stand-in is one the predicates of `today`
-        // still tell apart (a clock set back, a longer long-overdue
-        // threshold): only the tasks know.
-        _ => figures_from_tasks(conn, scope, today, policy).await,
+    if let Some(counted) = counter_scope(scope, today, policy)
+        && let Some(figures) = figures_from_counters(conn, &counted, today, policy).await?
+    {
+        return Ok(figures);
     }
+    figures_from_tasks(conn, scope, today, policy).await
 }
 
 /// A scope that the counters hold: `''` (the province) or an agency (with
@@ -361,14 +358,16 @@ pub fn counter_scope(
 /// those of the task lists (`tasks::deadline_predicate`), applied to a few
 /// rows per lead agency.
 ///
-/// The caller makes sure that no day from the first boundary on is rolled
-/// (see [`figures`]).
+/// `None` when a day from the first boundary on has been rolled into the
+/// stand-in: the predicates of `today` tell apart what the counters no
+/// longer do (a clock set back, a longer long-overdue threshold, or a roll
+/// by a replica already in tomorrow), and only the tasks know.
 pub async fn figures_from_counters(
     conn: &mut PgConnection,
     counted: &CounterScope,
     today: NaiveDate,
     policy: &DeadlinePolicy,
-) -> Result<Figures, Error> {
+) -> Result<Option<Figures>, Error> {
     let rows = counters_statement(counted, today, policy)
         .build()
         .fetch_all(&mut *conn)
@@ -376,7 +375,9 @@ pub async fn figures_from_counters(
         .map_err(storage_error)?;
     let mut figures = Figures::default();
     for row in rows {
-        let lead: String = row.try_get(0).map_err(storage_error)?;
+        let Some(lead) = row.try_get::<Option<String>, _>(0).map_err(storage_error)? else {
+            return Ok(None);
+        };
         if lead.is_empty() {
             figures.all = read_counts(&row, 1)?;
             figures.key_tasks = read_counts(&row, 1 + COLUMNS_PER_COUNTS)?;
@@ -384,13 +385,16 @@ pub async fn figures_from_counters(
             figures.by_agency.push((lead, read_counts(&row, 1)?));
         }
     }
-    Ok(figures)
+    Ok(Some(figures))
 }
 
 /// The statement of [`figures_from_counters`] (public for the benchmark,
 /// which times it and prints its plan): per lead agency (`''` for the
 /// scope), the nine counts of [`Counts`] and, on the scope's row only,
-/// those of its key tasks.
+/// those of its key tasks; or, when the day rows are rolled past the first
+/// boundary, one row whose lead agency is `NULL`. The counters and the
+/// watermarks are read in the statement's one snapshot: a roll committed
+/// meanwhile cannot come between them.
 pub fn counters_statement(
     counted: &CounterScope,
     today: NaiveDate,
@@ -467,7 +471,9 @@ pub fn counters_statement(
     sql.push(format!(
         " AND {summed}) AS days \
          GROUP BY GROUPING SETS ((lead_agency, key_task, stage, day), (lead_agency, key_task, stage))\
-         ) AS tally GROUP BY lead_agency HAVING SUM(tasks) > 0"
+         ) AS tally GROUP BY lead_agency HAVING SUM(tasks) > 0 \
+         UNION ALL SELECT NULL{} FROM task_tally_watermark WHERE rolled_before > {first}",
+        ", NULL".repeat(2 * COLUMNS_PER_COUNTS)
     ));
     sql
 }
