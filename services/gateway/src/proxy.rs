@@ -594,7 +594,7 @@ impl AccessLog {
             closing: Box::pin(closing.clone().cancelled_owned()),
             ended: false,
         };
-        http::Response::from_parts(parts, Body::new(body))
+        http::Response::from_parts(parts, dondoc_server::body::status_body(body))
     }
 }
 

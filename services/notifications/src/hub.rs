@@ -255,7 +255,7 @@ impl Inbox {
     /// What the stream's filter selects from a page it received, after
     /// `after`, in log order. What the filter selects stops counting as
     /// waiting, whether or not it is after `after`.
-    fn take(&self, page: &Notifications, after: Cursor) -> Notifications {
+    fn take(&self, page: Notifications, after: Cursor) -> Notifications {
         let selected = if self.whole_recipient {
             page.len()
         } else {
@@ -263,9 +263,10 @@ impl Inbox {
         };
         self.waiting.fetch_sub(selected, Ordering::AcqRel);
         // Most often all of it, shared as it came: no copy, and no count on
-        // each notification's reference, which every stream would touch.
+        // each notification's reference, which every stream would touch
+        // (nor on the page's, which the hub counted for this stream).
         if selected == page.len() && page.first().is_some_and(|n| n.cursor > after) {
-            return page.clone();
+            return page;
         }
         page.iter()
             .filter(|n| n.cursor > after && self.filter.matches(n))
@@ -668,7 +669,7 @@ impl Hub {
                 while let Some(mail) = inbox.mailbox.receive().await {
                     match mail {
                         Mail::Page(page) => {
-                            let items = inbox.take(&page, cursor);
+                            let items = inbox.take(page, cursor);
                             if let Some(last) = items.last() {
                                 cursor = last.cursor;
                                 sent_since_tick = true;
@@ -686,7 +687,7 @@ impl Hub {
                             loop {
                                 match inbox.mailbox.try_receive() {
                                     Received::Mail(Mail::Page(page)) => {
-                                        let items = inbox.take(&page, cursor);
+                                        let items = inbox.take(page, cursor);
                                         if let Some(last) = items.last() {
                                             cursor = last.cursor;
                                             yield Followed::Item(cursor, items);

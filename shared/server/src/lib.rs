@@ -11,10 +11,13 @@
 //!   `request_id`.
 //! * [`observe`], [`metrics`], [`admin`]: server spans, Prometheus metrics,
 //!   readiness and the admin listener.
+//! * [`body`]: response bodies handed to tonic without a layer mapping
+//!   their errors again.
 
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod body;
 pub mod config;
 pub mod convert;
 pub mod listing;

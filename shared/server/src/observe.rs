@@ -141,7 +141,10 @@ where
                     _stream: stream,
                     finished: false,
                 };
-                Ok(http::Response::from_parts(parts, Body::new(body)))
+                Ok(http::Response::from_parts(
+                    parts,
+                    crate::body::status_body(body),
+                ))
             }
             .instrument(span),
         )

@@ -85,12 +85,13 @@ pub(crate) fn response(
 ) -> http::Response<tonic::body::Body> {
     match opened {
         Ok(source) => {
-            let mut response = http::Response::new(tonic::body::Body::new(SubscribeBody {
-                source,
-                clock,
-                end: None,
-                ended: false,
-            }));
+            let mut response =
+                http::Response::new(dondoc_server::body::status_body(SubscribeBody {
+                    source,
+                    clock,
+                    end: None,
+                    ended: false,
+                }));
             response
                 .headers_mut()
                 .insert(http::header::CONTENT_TYPE, GRPC_CONTENT_TYPE);
