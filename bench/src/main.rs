@@ -123,6 +123,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // What `dondoc up` installs (`DONDOC_LOG`, default `info`: the server
+    // spans and the gateway's access log, written to stderr), in the bench
+    // and in its children (whose stderr is discarded); without it, tracing
+    // costs what it does with no subscriber.
+    let _telemetry =
+        std::env::var_os("DONDOC_BENCH_TELEMETRY").map(|_| dondoc_telemetry::init("bench"));
     let args = cli.args.resolve();
     let all: [(&str, Scenario); 6] = [
         ("gateway", |a| Box::pin(scenarios::gateway(a))),

@@ -1,7 +1,8 @@
 //! Tracing, initialised once per process.
 //!
-//! Logs go to standard error, as text for people or JSON for collectors
-//! (`DONDOC_LOG_FORMAT=json`), filtered by `DONDOC_LOG` (default `info`).
+//! Logs go to standard error, as text for people (colored only on a
+//! terminal) or JSON for collectors (`DONDOC_LOG_FORMAT=json`), filtered by
+//! `DONDOC_LOG` (default `info`).
 //! Every span carries an OpenTelemetry context, whether or not spans are
 //! exported, so JSON log lines inside a request carry its `trace_id` and
 //! `span_id`, and calls and events propagate W3C `traceparent`. When
@@ -16,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
@@ -114,22 +116,7 @@ pub fn init(service: &str) -> TelemetryGuard {
 pub fn init_with(settings: Settings) -> TelemetryGuard {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let writer = settings
-        .writer
-        .unwrap_or_else(|| BoxMakeWriter::new(std::io::stderr));
-    let fmt = if settings.json {
-        tracing_subscriber::fmt::layer()
-            .fmt_fields(JsonFields::new())
-            .event_format(WithTraceIds(
-                tracing_subscriber::fmt::format()
-                    .json()
-                    .with_current_span(true),
-            ))
-            .with_writer(writer)
-            .boxed()
-    } else {
-        tracing_subscriber::fmt::layer().with_writer(writer).boxed()
-    };
+    let fmt = log_layer(settings.json, settings.writer);
     // Spans always get an OpenTelemetry context (trace ids in logs,
     // propagation); only an endpoint adds an exporter.
     let mut builder = SdkTracerProvider::builder().with_resource(
@@ -170,6 +157,33 @@ pub fn init_with(settings: Settings) -> TelemetryGuard {
     }
     TelemetryGuard {
         provider: (installed && exporting).then_some(provider),
+    }
+}
+
+/// The layer that writes log lines to `writer`, standard error when `None`:
+/// JSON with the trace ids, or text, colored only on a terminal (escape
+/// codes in a file or a collector are noise).
+fn log_layer<S>(json: bool, writer: Option<BoxMakeWriter>) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    let ansi = writer.is_none() && std::io::stderr().is_terminal();
+    let writer = writer.unwrap_or_else(|| BoxMakeWriter::new(std::io::stderr));
+    if json {
+        tracing_subscriber::fmt::layer()
+            .fmt_fields(JsonFields::new())
+            .event_format(WithTraceIds(
+                tracing_subscriber::fmt::format()
+                    .json()
+                    .with_current_span(true),
+            ))
+            .with_writer(writer)
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
+            .with_writer(writer)
+            .boxed()
     }
 }
 
@@ -309,5 +323,47 @@ impl Injector for HeaderInjector<'_> {
         ) {
             self.0.insert(name, value);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+
+    /// Log lines written into memory.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn text_lines_written_anywhere_but_a_terminal_carry_no_escape_codes() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let layer = log_layer(false, Some(BoxMakeWriter::new(move || writer.clone())));
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info_span!("grpc.server", rpc.method = "GetTask").in_scope(|| {
+                tracing::info!(target: "dondoc_gateway::access", code = 0, "call");
+            });
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.contains("INFO") && text.contains("call") && text.contains("code=0"),
+            "{text}"
+        );
+        assert!(!text.contains('\u{1b}'), "escape codes in {text:?}");
     }
 }
