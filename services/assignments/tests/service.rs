@@ -1978,23 +1978,32 @@ async fn a_roll_waits_for_writers_and_writers_wait_for_a_roll() {
     assert_read_models_match(&pool, "sums that waited for a writer").await;
 }
 
-#[tokio::test]
-async fn statistics_read_the_overdue_sums_only_when_the_watermarks_are_at_their_boundaries() {
-    let (_db, pool) = database().await;
-    let mut conn = pool.acquire().await.unwrap();
+/// Open tasks led by `so-a`, one due on each of `dues`.
+async fn insert_due(conn: &mut sqlx::PgConnection, dues: impl IntoIterator<Item = NaiveDate>) {
     let who = actor(at(d(2024, 9, 2)));
-    for due in [
-        d(2024, 8, 10),
-        d(2024, 9, 12),
-        d(2024, 9, 25),
-        d(2024, 10, 2),
-    ] {
+    for due in dues {
         let task = task_with(&["so-a"], &["so-b"], Some(due), false);
-        tasks::insert(&mut conn, &task, &who)
+        tasks::insert(&mut *conn, &task, &who)
             .await
             .unwrap()
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn statistics_read_the_overdue_sums_only_when_the_watermarks_are_at_their_boundaries() {
+    let (_db, pool) = database().await;
+    let mut conn = pool.acquire().await.unwrap();
+    insert_due(
+        &mut conn,
+        [
+            d(2024, 8, 10),
+            d(2024, 9, 12),
+            d(2024, 9, 25),
+            d(2024, 10, 2),
+        ],
+    )
+    .await;
     let policy = DeadlinePolicy::default();
     let today = d(2024, 10, 1);
     // As the service keeps them: rolled, folded (one row per counter), summed.
@@ -2055,19 +2064,16 @@ async fn statistics_read_the_overdue_sums_only_when_the_watermarks_are_at_their_
 async fn statistics_count_the_tasks_when_a_day_they_tell_apart_is_rolled() {
     let (_db, pool) = database().await;
     let mut conn = pool.acquire().await.unwrap();
-    let who = actor(at(d(2024, 9, 2)));
-    for due in [
-        d(2024, 8, 10),
-        d(2024, 9, 1),
-        d(2024, 9, 25),
-        d(2024, 10, 5),
-    ] {
-        let task = task_with(&["so-a"], &["so-b"], Some(due), false);
-        tasks::insert(&mut conn, &task, &who)
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    insert_due(
+        &mut conn,
+        [
+            d(2024, 8, 10),
+            d(2024, 9, 1),
+            d(2024, 9, 25),
+            d(2024, 10, 5),
+        ],
+    )
+    .await;
     let policy = DeadlinePolicy::default();
     let today = d(2024, 10, 1);
     let tomorrow = today.succ_opt().unwrap();
