@@ -1,19 +1,23 @@
 //! Tracing, initialised once per process.
 //!
 //! Logs go to standard error, as text for people (colored only on a
-//! terminal) or JSON for collectors (`DONDOC_LOG_FORMAT=json`), filtered by
-//! `DONDOC_LOG` (default `info`).
+//! terminal) or JSON for collectors (`DONDOC_LOG_FORMAT=json`, written by
+//! the `json` module), filtered by `DONDOC_LOG` (default `info`).
 //! Every span carries an OpenTelemetry context, whether or not spans are
 //! exported, so JSON log lines inside a request carry its `trace_id` and
 //! `span_id`, and calls and events propagate W3C `traceparent`. When
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans are also exported over
-//! OTLP/gRPC with `dondoc-<component>` as the service name.
+//! OTLP/gRPC with `dondoc-<component>` as the service name; when it is not,
+//! spans get their ids and nothing else (the `ids` module).
 //!
 //! Propagation helpers: [`current_traceparent`] (what an event or outgoing
 //! call carries), [`context_from_traceparent`] and [`extract`] (the parent
-//! of a server span), [`inject`] (outgoing metadata).
+//! of a server span), [`inject_current`] (outgoing metadata).
 
 #![forbid(unsafe_code)]
+
+mod ids;
+mod json;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -21,13 +25,10 @@ use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{SpanContext, TraceContextExt as _, TracerProvider as _};
+use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TracerProvider as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
-use tracing_opentelemetry::OtelData;
-use tracing_subscriber::fmt::format::{Format, Json, JsonFields, Writer};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -115,49 +116,101 @@ pub fn init(service: &str) -> TelemetryGuard {
 /// the same process changes nothing (the first subscriber stays).
 pub fn init_with(settings: Settings) -> TelemetryGuard {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = log_layer(settings.json, settings.writer);
-    // Spans always get an OpenTelemetry context (trace ids in logs,
-    // propagation); only an endpoint adds an exporter.
-    let mut builder = SdkTracerProvider::builder().with_resource(
-        opentelemetry_sdk::Resource::builder()
-            .with_service_name(format!("dondoc-{}", settings.service))
-            .build(),
-    );
-    let mut exporting = false;
-    if let Some(endpoint) = &settings.otlp_endpoint {
-        match otlp_exporter(endpoint) {
-            Ok(exporter) => {
-                let processor = BatchSpanProcessor::builder(exporter)
-                    .with_batch_config(
-                        BatchConfigBuilder::default()
-                            .with_scheduled_delay(settings.export_interval)
-                            .build(),
-                    )
-                    .build();
-                builder = builder.with_span_processor(processor);
-                exporting = true;
-            }
-            Err(error) => eprintln!("OpenTelemetry export disabled: {error}"),
-        }
-    }
-    let provider = builder.build();
-    let otel = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("dondoc"))
-        .with_tracked_inactivity(false)
-        .boxed();
-    let installed = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
-        .with(otel)
-        .try_init()
-        .is_ok();
-    if installed {
+    let (subscriber, provider) = subscriber(settings);
+    let installed = subscriber.try_init().is_ok();
+    if installed && let Some(provider) = &provider {
         opentelemetry::global::set_tracer_provider(provider.clone());
     }
     TelemetryGuard {
-        provider: (installed && exporting).then_some(provider),
+        provider: provider.filter(|_| installed),
     }
+}
+
+/// The subscriber [`init_with`] installs, and the provider of its exporter
+/// when spans are exported.
+fn subscriber(
+    settings: Settings,
+) -> (
+    impl tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static,
+    Option<SdkTracerProvider>,
+) {
+    let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = log_layer(settings.json, settings.writer);
+    // Spans always get an OpenTelemetry context (trace ids in logs,
+    // propagation); only an endpoint adds an exporter, and with it the SDK's
+    // spans, which keep every attribute until they are exported.
+    let provider =
+        settings
+            .otlp_endpoint
+            .as_deref()
+            .and_then(|endpoint| match otlp_exporter(endpoint) {
+                Ok(exporter) => Some(exporting_provider(
+                    &settings.service,
+                    exporter,
+                    settings.export_interval,
+                )),
+                Err(error) => {
+                    eprintln!("OpenTelemetry export disabled: {error}");
+                    None
+                }
+            });
+    let otel = match &provider {
+        Some(provider) => otel_layer(provider.tracer("dondoc")),
+        None => otel_layer(ids::IdsTracer::default()),
+    };
+    let subscriber = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel);
+    (subscriber, provider)
+}
+
+/// The tracer provider that exports spans in batches every `interval`.
+fn exporting_provider(
+    service: &str,
+    exporter: opentelemetry_otlp::SpanExporter,
+    interval: Duration,
+) -> SdkTracerProvider {
+    let processor = BatchSpanProcessor::builder(exporter)
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_scheduled_delay(interval)
+                .build(),
+        )
+        .build();
+    SdkTracerProvider::builder()
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(format!("dondoc-{service}"))
+                .build(),
+        )
+        .with_span_processor(processor)
+        .build()
+}
+
+/// The layer that gives every span an OpenTelemetry context from `tracer`,
+/// made when the span is first entered (so that log lines inside it carry
+/// its ids). It records what a trace needs: the spans' own fields, and the
+/// events at `WARN` and above as span events (the access log line of every
+/// call would only repeat its span's attributes). Not the source location
+/// (every server span is opened by the same layer) or the thread (a call
+/// moves between threads): those cost attributes, and the thread's name an
+/// allocation, on every span.
+fn otel_layer<S, T>(tracer: T) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+    T: opentelemetry::trace::Tracer + Send + Sync + 'static,
+    T::Span: Send + Sync,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_tracked_inactivity(false)
+        .with_location(false)
+        .with_threads(false)
+        .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+            metadata.is_span() || *metadata.level() <= tracing::Level::WARN
+        }))
+        .boxed()
 }
 
 /// The layer that writes log lines to `writer`, standard error when `None`:
@@ -171,12 +224,8 @@ where
     let writer = writer.unwrap_or_else(|| BoxMakeWriter::new(std::io::stderr));
     if json {
         tracing_subscriber::fmt::layer()
-            .fmt_fields(JsonFields::new())
-            .event_format(WithTraceIds(
-                tracing_subscriber::fmt::format()
-                    .json()
-                    .with_current_span(true),
-            ))
+            .fmt_fields(json::JsonFields)
+            .event_format(json::JsonLines)
             .with_writer(writer)
             .boxed()
     } else {
@@ -197,44 +246,6 @@ fn otlp_exporter(endpoint: &str) -> Result<opentelemetry_otlp::SpanExporter, Str
         .map_err(|e| e.to_string())
 }
 
-/// The JSON format with the OpenTelemetry `trace_id` and `span_id` of the
-/// current span added to every line written inside a span.
-struct WithTraceIds(Format<Json>);
-
-impl<S, N> FormatEvent<S, N> for WithTraceIds
-where
-    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> fmt::Result {
-        let mut line = String::new();
-        self.0.format_event(ctx, Writer::new(&mut line), event)?;
-        let ids = ctx.event_scope().and_then(|scope| {
-            scope.into_iter().find_map(|span| {
-                let extensions = span.extensions();
-                let data = extensions.get::<OtelData>()?;
-                Some((data.trace_id()?, data.span_id()?))
-            })
-        });
-        match (ids, line.strip_prefix('{')) {
-            // An event with its own `trace_id` field (the gateway's access
-            // log) keeps it: JSON objects must not repeat a key.
-            (Some((trace_id, span_id)), Some(rest)) if !line.contains("\"trace_id\":") => {
-                write!(
-                    writer,
-                    "{{\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\",{rest}"
-                )
-            }
-            _ => writer.write_str(&line),
-        }
-    }
-}
-
 /// The current span's context as a W3C `traceparent`, or an empty string
 /// when there is none (no subscriber, or outside any span).
 pub fn current_traceparent() -> String {
@@ -244,13 +255,18 @@ pub fn current_traceparent() -> String {
 /// A span's context as a W3C `traceparent`, or an empty string.
 pub fn traceparent_of(span: &tracing::Span) -> String {
     let context = span.context();
-    let span_context = context.span().span_context().clone();
+    let span = context.span();
+    let span_context = span.span_context();
     if !span_context.is_valid() {
         return String::new();
     }
-    let mut carrier = HashMap::new();
-    TraceContextPropagator::new().inject_context(&context, &mut carrier);
-    carrier.remove("traceparent").unwrap_or_default()
+    // As `TraceContextPropagator` writes it, without the map it writes into.
+    format!(
+        "00-{}-{}-{:02x}",
+        span_context.trace_id(),
+        span_context.span_id(),
+        span_context.trace_flags() & TraceFlags::SAMPLED
+    )
 }
 
 /// The 32-hex-digit trace id of a span, when it has one.
@@ -365,5 +381,80 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains('\u{1b}'), "escape codes in {text:?}");
+    }
+
+    fn settings(json: bool, lines: &Lines) -> Settings {
+        let writer = lines.clone();
+        Settings {
+            service: "test".into(),
+            filter: "info".into(),
+            json,
+            otlp_endpoint: None,
+            export_interval: Duration::from_secs(5),
+            writer: Some(BoxMakeWriter::new(move || writer.clone())),
+        }
+    }
+
+    fn traceparent_header(value: &str) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("traceparent", value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn json_lines_inside_a_span_carry_its_ids_when_nothing_is_exported() {
+        let lines = Lines::default();
+        let (subscriber, provider) = subscriber(settings(true, &lines));
+        assert!(provider.is_none());
+        let (root, child, remote, unsampled) =
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::info!("outside");
+                let root = tracing::info_span!("grpc.server");
+                let child = tracing::info_span!(parent: &root, "db.transaction");
+                child.in_scope(|| {
+                    // The gateway's access line has a trace_id field of its own.
+                    tracing::info!(trace_id = "from-the-field", "call");
+                });
+                let remote = tracing::info_span!("grpc.server");
+                set_remote_parent(
+                    &remote,
+                    &traceparent_header("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                );
+                remote.in_scope(|| tracing::info!("remote"));
+                let unsampled = tracing::info_span!("grpc.server");
+                set_remote_parent(
+                    &unsampled,
+                    &traceparent_header("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),
+                );
+                (
+                    traceparent_of(&root),
+                    traceparent_of(&child),
+                    traceparent_of(&remote),
+                    traceparent_of(&unsampled),
+                )
+            });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let part = |traceparent: &str, i: usize| traceparent.split('-').nth(i).unwrap().to_owned();
+
+        assert!(lines[0].get("trace_id").is_none(), "{}", lines[0]);
+        // A root span starts a sampled trace; its child continues it.
+        assert!(root.ends_with("-01"), "{root}");
+        assert_eq!(part(&child, 1), part(&root, 1));
+        assert_ne!(part(&child, 2), part(&root, 2));
+        assert_eq!(lines[1]["trace_id"], part(&child, 1));
+        assert_eq!(lines[1]["span_id"], part(&child, 2));
+        assert_eq!(lines[1]["fields"]["trace_id"], "from-the-field");
+        // A remote parent's trace and flags are kept.
+        assert_eq!(part(&remote, 1), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(part(&remote, 2), "00f067aa0ba902b7");
+        assert!(remote.ends_with("-01"), "{remote}");
+        assert_eq!(lines[2]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(lines[2]["span_id"], part(&remote, 2));
+        assert!(unsampled.ends_with("-00"), "{unsampled}");
+        assert_eq!(part(&unsampled, 1), "4bf92f3577b34da6a3ce929d0e0e4736");
     }
 }
