@@ -122,13 +122,18 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run(cli))
 }
 
+/// Whether the run logs as `dondoc up` does (`DONDOC_BENCH_TELEMETRY`),
+/// nginx with its access log on.
+fn logging() -> bool {
+    std::env::var_os("DONDOC_BENCH_TELEMETRY").is_some()
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     // What `dondoc up` installs (`DONDOC_LOG`, default `info`: the server
     // spans and the gateway's access log, written to stderr), in the bench
     // and in its children (whose stderr is discarded); without it, tracing
     // costs what it does with no subscriber.
-    let _telemetry =
-        std::env::var_os("DONDOC_BENCH_TELEMETRY").map(|_| dondoc_telemetry::init("bench"));
+    let _telemetry = logging().then(|| dondoc_telemetry::init("bench"));
     let args = cli.args.resolve();
     let all: [(&str, Scenario); 6] = [
         ("gateway", |a| Box::pin(scenarios::gateway(a))),

@@ -261,18 +261,28 @@ pub fn nginx_binary() -> Option<PathBuf> {
 }
 
 /// Starts Debian's nginx in front of `backend` with `grpc_pass` and
-/// upstream keepalive, one worker per core, logs off. `keepalive_requests`
+/// upstream keepalive, one worker per core. Its access log is off, or, when
+/// the bench logs as `dondoc up` does, one line per call written to
+/// `/dev/null` as the gateway's are: when, who, what, the gRPC status and
+/// the time taken, unbuffered. `keepalive_requests`
 /// is lifted on both sides: at its default (1,000) nginx closes a busy
 /// HTTP/2 connection every thousand calls and fails the calls in flight.
 pub async fn start_nginx(backend: SocketAddr) -> anyhow::Result<Nginx> {
     let binary = nginx_binary().context("nginx not found (apt-get install nginx)")?;
     let dir = TempDir::new(&std::env::temp_dir(), "dondoc-bench-nginx")?;
     let port = free_port()?;
+    let access_log = if crate::logging() {
+        "log_format calls '$time_iso8601 $remote_addr \"$request\" $status \
+         grpc_status=$upstream_trailer_grpc_status $request_time $request_id';\n  \
+         access_log /dev/null calls;"
+    } else {
+        "access_log off;"
+    };
     let conf = format!(
         "worker_processes auto;\ndaemon off;\nmaster_process on;\n\
          error_log {d}/error.log warn;\npid {d}/nginx.pid;\n\
          events {{ worker_connections 16384; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+         http {{\n  {access_log}\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
            fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
            upstream backend {{ server {backend}; keepalive 256; keepalive_requests 1000000; }}\n\
            server {{\n    listen 127.0.0.1:{port} http2;\n    http2_max_concurrent_streams 1024;\n    keepalive_requests 1000000;\n\
