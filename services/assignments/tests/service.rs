@@ -343,7 +343,6 @@ async fn statistics_asked_at_once_count_every_task_written_before_they_asked() {
 }
 
 /// Server processes of this database whose last statement is `GetTask`'s.
-/// The server processes whose last statement read one task.
 async fn backends_that_read_a_task(pool: &PgPool) -> Vec<i32> {
     sqlx::query_scalar(
         "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
