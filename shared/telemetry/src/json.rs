@@ -3,7 +3,7 @@
 //! The same objects as `tracing-subscriber`'s JSON format with the current
 //! span and the span list (`timestamp`, `level`, `fields`, `target`, `span`,
 //! `spans`), plus the OpenTelemetry `trace_id` and `span_id` of the
-//! innermost span that has them. That format serialises through `serde`
+//! innermost span that has them (from the ids layer, or the exporting one). That format serialises through `serde`
 //! into an `io::Write` adaptor that checks every few bytes for UTF-8, and
 //! parses each span's stored fields back from JSON for every line (twice:
 //! the span and the list); at the gateway's one line per call, that was
@@ -15,6 +15,8 @@ use std::fmt::{self, Write as _};
 use tracing::field::{Field, Visit};
 use tracing::span::Record;
 use tracing_opentelemetry::OtelData;
+
+use crate::ids::SpanIds;
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
@@ -115,6 +117,9 @@ where
         let ids = leaf.as_ref().and_then(|leaf| {
             leaf.scope().find_map(|span| {
                 let extensions = span.extensions();
+                if let Some(SpanIds(context)) = extensions.get::<SpanIds>() {
+                    return Some((context.trace_id(), context.span_id()));
+                }
                 let data = extensions.get::<OtelData>()?;
                 Some((data.trace_id()?, data.span_id()?))
             })

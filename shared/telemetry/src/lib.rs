@@ -137,8 +137,8 @@ fn subscriber(
     let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = log_layer(settings.json, settings.writer);
     // Spans always get an OpenTelemetry context (trace ids in logs,
-    // propagation); only an endpoint adds an exporter, and with it the SDK's
-    // spans, which keep every attribute until they are exported.
+    // propagation); only an endpoint adds an exporter, and with it the
+    // layer that makes spans for it.
     let provider =
         settings
             .otlp_endpoint
@@ -154,14 +154,14 @@ fn subscriber(
                     None
                 }
             });
-    let otel = match &provider {
-        Some(provider) => otel_layer(provider.tracer("dondoc")),
-        None => otel_layer(ids::IdsTracer::default()),
+    let ids = match &provider {
+        Some(provider) => exporting_layer(provider),
+        None => ids::IdsLayer::default().boxed(),
     };
     let subscriber = tracing_subscriber::registry()
         .with(filter)
         .with(fmt)
-        .with(otel);
+        .with(ids);
     (subscriber, provider)
 }
 
@@ -188,22 +188,20 @@ fn exporting_provider(
         .build()
 }
 
-/// The layer that gives every span an OpenTelemetry context from `tracer`,
-/// made when the span is first entered (so that log lines inside it carry
-/// its ids). It records what a trace needs: the spans' own fields, and the
-/// events at `WARN` and above as span events (the access log line of every
-/// call would only repeat its span's attributes). Not the source location
-/// (every server span is opened by the same layer) or the thread (a call
-/// moves between threads): those cost attributes, and the thread's name an
-/// allocation, on every span.
-fn otel_layer<S, T>(tracer: T) -> Box<dyn Layer<S> + Send + Sync>
+/// The layer that makes every span an OpenTelemetry span of `provider`'s,
+/// to be exported; its context is made when the span is first entered (so
+/// that log lines inside it carry its ids). It records what a trace needs:
+/// the spans' own fields, and the events at `WARN` and above as span events
+/// (the access log line of every call would only repeat its span's
+/// attributes). Not the source location (every server span is opened by
+/// the same layer) or the thread (a call moves between threads): those cost
+/// attributes, and the thread's name an allocation, on every span.
+fn exporting_layer<S>(provider: &SdkTracerProvider) -> Box<dyn Layer<S> + Send + Sync>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
-    T: opentelemetry::trace::Tracer + Send + Sync + 'static,
-    T::Span: Send + Sync,
 {
     tracing_opentelemetry::layer()
-        .with_tracer(tracer)
+        .with_tracer(provider.tracer("dondoc"))
         .with_tracked_inactivity(false)
         .with_location(false)
         .with_threads(false)
@@ -254,12 +252,9 @@ pub fn current_traceparent() -> String {
 
 /// A span's context as a W3C `traceparent`, or an empty string.
 pub fn traceparent_of(span: &tracing::Span) -> String {
-    let context = span.context();
-    let span = context.span();
-    let span_context = span.span_context();
-    if !span_context.is_valid() {
+    let Some(span_context) = span_context_of(span) else {
         return String::new();
-    }
+    };
     // As `TraceContextPropagator` writes it, without the map it writes into.
     format!(
         "00-{}-{}-{:02x}",
@@ -271,11 +266,18 @@ pub fn traceparent_of(span: &tracing::Span) -> String {
 
 /// The 32-hex-digit trace id of a span, when it has one.
 pub fn trace_id_of(span: &tracing::Span) -> Option<String> {
-    let context = span.context();
-    let span_context = context.span().span_context().clone();
-    span_context
-        .is_valid()
-        .then(|| span_context.trace_id().to_string())
+    span_context_of(span).map(|context| context.trace_id().to_string())
+}
+
+/// A span's OpenTelemetry context, when it has a valid one: from the ids
+/// layer when nothing is exported, from the exporting layer otherwise.
+fn span_context_of(span: &tracing::Span) -> Option<SpanContext> {
+    ids::with_span_ids(span, |ids| ids.0.clone()).or_else(|| {
+        let context = span.context();
+        let span = context.span();
+        let span_context = span.span_context();
+        span_context.is_valid().then(|| span_context.clone())
+    })
 }
 
 /// The remote context in a `traceparent` value (invalid when malformed or
@@ -303,16 +305,20 @@ pub fn extract(headers: &http::HeaderMap) -> opentelemetry::Context {
 /// a valid one. Call before the span is first entered.
 pub fn set_remote_parent(span: &tracing::Span, headers: &http::HeaderMap) {
     let parent = extract(headers);
-    if parent.span().span_context().is_valid() {
+    let remote = parent.span().span_context().clone();
+    if !remote.is_valid() {
+        return;
+    }
+    if ids::with_span_ids(span, |ids| ids.continue_remote(&remote)).is_none() {
         let _ = span.set_parent(parent);
     }
 }
 
-/// Writes the current span's `traceparent` into outgoing HTTP headers (a
-/// service-to-service call), when there is one.
+/// Writes the current span's `traceparent` (and `tracestate`) into
+/// outgoing HTTP headers (a service-to-service call), when there is one.
 pub fn inject_current(headers: &mut http::HeaderMap) {
-    let context = tracing::Span::current().context();
-    if context.span().span_context().is_valid() {
+    if let Some(span_context) = span_context_of(&tracing::Span::current()) {
+        let context = opentelemetry::Context::new().with_remote_span_context(span_context);
         TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(headers));
     }
 }
@@ -426,6 +432,24 @@ mod tests {
                     &unsampled,
                     &traceparent_header("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),
                 );
+                // Written as the propagator writes it, and sent so by
+                // inject_current.
+                for span in [&root, &unsampled] {
+                    let context = opentelemetry::Context::new()
+                        .with_remote_span_context(span_context_of(span).unwrap());
+                    let mut carrier = HashMap::new();
+                    TraceContextPropagator::new().inject_context(&context, &mut carrier);
+                    assert_eq!(carrier["traceparent"], traceparent_of(span));
+                    let mut headers = http::HeaderMap::new();
+                    span.in_scope(|| inject_current(&mut headers));
+                    assert_eq!(headers["traceparent"], carrier["traceparent"].as_str());
+                }
+                assert_eq!(
+                    trace_id_of(&root).unwrap(),
+                    traceparent_of(&root).split('-').nth(1).unwrap()
+                );
+                assert_eq!(trace_id_of(&tracing::Span::none()), None);
+                assert_eq!(traceparent_of(&tracing::Span::none()), "");
                 (
                     traceparent_of(&root),
                     traceparent_of(&child),
