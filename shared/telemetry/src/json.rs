@@ -78,15 +78,13 @@ impl<'writer> FormatFields<'writer> for JsonFields {
     }
 }
 
-/// Whether the JSON object text `object` has a key `name` (a quoted name
-/// followed by a colon; a string value that looks like one only sends
-/// [`JsonFields::add_fields`] the slow way).
+/// Whether the JSON object text `object` has a key `name` (the name in
+/// quotes, then a colon; field names need no escaping). A string value that
+/// looks like one only sends [`JsonFields::add_fields`] the slow way.
 fn has_key(object: &str, name: &str) -> bool {
-    let mut key = String::with_capacity(name.len() + 3);
-    key.push('"');
-    escape_into(&mut key, name);
-    key.push_str("\":");
-    object.contains(&key)
+    object
+        .match_indices(name)
+        .any(|(at, _)| object[..at].ends_with('"') && object[at + name.len()..].starts_with("\":"))
 }
 
 /// One JSON object per event: the trace ids, `timestamp`, `level`,
@@ -302,51 +300,26 @@ impl fmt::Write for Escaping<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use serde_json::Value;
-    use tracing_subscriber::fmt::MakeWriter;
     use tracing_subscriber::layer::SubscriberExt as _;
 
     use super::*;
+    use crate::tests::Lines;
 
-    /// Log lines written into memory.
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Lines {
-        type Writer = Lines;
-        fn make_writer(&'a self) -> Lines {
-            self.clone()
-        }
-    }
-
-    impl Lines {
-        /// Every line, parsed, without its timestamp (the two formats read
-        /// the clock at different instants).
-        fn parsed(&self) -> Vec<Value> {
-            let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-            assert!(text.ends_with('\n'), "{text}");
-            text.lines()
-                .map(|line| {
-                    let mut value: Value = serde_json::from_str(line)
-                        .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-                    let timestamp = value.as_object_mut().unwrap().remove("timestamp").unwrap();
-                    assert!(timestamp.as_str().unwrap().ends_with('Z'), "{timestamp}");
-                    value
-                })
-                .collect()
-        }
+    /// Every line written to `lines`, parsed, without its timestamp (the
+    /// two formats read the clock at different instants).
+    fn parsed(lines: &Lines) -> Vec<Value> {
+        let text = lines.text();
+        assert!(text.ends_with('\n'), "{text}");
+        text.lines()
+            .map(|line| {
+                let mut value: Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                let timestamp = value.as_object_mut().unwrap().remove("timestamp").unwrap();
+                assert!(timestamp.as_str().unwrap().ends_with('Z'), "{timestamp}");
+                value
+            })
+            .collect()
     }
 
     #[derive(Debug)]
@@ -420,7 +393,10 @@ mod tests {
         );
         tracing::subscriber::with_default(subscriber, log_everything);
 
-        let (ours, theirs) = (ours.parsed(), theirs.parsed());
+        // A field recorded twice is written once, with its last value
+        // (parsing alone would hide a repeated key: the last one wins).
+        assert!(!ours.text().contains("\"retries\":0"), "{}", ours.text());
+        let (ours, theirs) = (parsed(&ours), parsed(&theirs));
         assert_eq!(ours.len(), 4);
         assert_eq!(ours[..3], theirs[..3]);
         // An explicit root belongs to no span; theirs names the current one.

@@ -349,16 +349,23 @@ impl Injector for HeaderInjector<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::{Arc, Mutex};
 
     use tracing_subscriber::layer::SubscriberExt as _;
 
     use super::*;
 
-    /// Log lines written into memory.
+    /// Log lines written into memory (the crate's tests write through it).
     #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl Lines {
+        /// Everything written so far.
+        pub(crate) fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
 
     impl std::io::Write for Lines {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -370,18 +377,24 @@ mod tests {
         }
     }
 
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Lines {
+        type Writer = Lines;
+        fn make_writer(&'a self) -> Lines {
+            self.clone()
+        }
+    }
+
     #[test]
     fn text_lines_written_anywhere_but_a_terminal_carry_no_escape_codes() {
         let lines = Lines::default();
-        let writer = lines.clone();
-        let layer = log_layer(false, Some(BoxMakeWriter::new(move || writer.clone())));
+        let layer = log_layer(false, Some(BoxMakeWriter::new(lines.clone())));
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, || {
             tracing::info_span!("grpc.server", rpc.method = "GetTask").in_scope(|| {
                 tracing::info!(target: "dondoc_gateway::access", code = 0, "call");
             });
         });
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let text = lines.text();
         assert!(
             text.contains("INFO") && text.contains("call") && text.contains("code=0"),
             "{text}"
@@ -390,14 +403,13 @@ mod tests {
     }
 
     fn settings(json: bool, lines: &Lines) -> Settings {
-        let writer = lines.clone();
         Settings {
             service: "test".into(),
             filter: "info".into(),
             json,
             otlp_endpoint: None,
             export_interval: Duration::from_secs(5),
-            writer: Some(BoxMakeWriter::new(move || writer.clone())),
+            writer: Some(BoxMakeWriter::new(lines.clone())),
         }
     }
 
@@ -457,7 +469,7 @@ mod tests {
                     traceparent_of(&unsampled),
                 )
             });
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let text = lines.text();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
