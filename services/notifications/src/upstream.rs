@@ -89,34 +89,29 @@ impl TaskEvents {
         }
     }
 
-    async fn notify(
+    /// The notification of `event` to `recipient`.
+    fn notification(
         &self,
-        tx: &mut PgConnection,
         event: &TaskEvent,
         d: &Deadline,
         kind: &str,
         recipient: &str,
         text: message::Message,
-    ) -> Result<(), Error> {
-        notifications::insert(
-            tx,
-            &NewNotification {
-                dedupe_key: format!("event:{}:{recipient}", event.event_id),
-                kind: kind.into(),
-                recipient: recipient.into(),
-                task_id: Some(d.task_id),
-                directive_number: d.directive_number.clone(),
-                directive: d.directive.clone(),
-                lead_agency: d.lead_agencies.first().cloned().unwrap_or_default(),
-                due_date: d.due_date,
-                key_task: d.key_task,
-                title: text.title,
-                body: text.body,
-                notified_at: self.clock.now(),
-            },
-        )
-        .await?;
-        Ok(())
+    ) -> NewNotification {
+        NewNotification {
+            dedupe_key: format!("event:{}:{recipient}", event.event_id),
+            kind: kind.into(),
+            recipient: recipient.into(),
+            task_id: Some(d.task_id),
+            directive_number: d.directive_number.clone(),
+            directive: d.directive.clone(),
+            lead_agency: d.lead_agencies.first().cloned().unwrap_or_default(),
+            due_date: d.due_date,
+            key_task: d.key_task,
+            title: text.title,
+            body: text.body,
+            notified_at: self.clock.now(),
+        }
     }
 }
 
@@ -138,8 +133,7 @@ impl Apply<TaskEvent> for TaskEvents {
             return Ok(());
         };
         let deadline = projection(task)?;
-        let previous = deadlines::get(tx, deadline.task_id).await?;
-        deadlines::upsert(tx, &deadline).await?;
+        let previous = deadlines::upsert(tx, &deadline).await?;
         // Reminders: cancel what no longer applies, schedule what is ahead.
         match (deadline.open, deadline.due_date) {
             (true, Some(due)) => {
@@ -164,76 +158,45 @@ impl Apply<TaskEvent> for TaskEvents {
                 jobs::cancel_pending(tx, deadline.task_id, None).await?;
             }
         }
-        // Workflow notifications.
+        // Workflow notifications, written in one statement.
         let kind = TaskEventKind::try_from(event.kind).unwrap_or(TaskEventKind::Unspecified);
         let summary = self.summary(&deadline).await;
         let reason = event.reason.as_str();
-        match kind {
+        let to = |what: &str, recipient: &str, text: message::Message| {
+            self.notification(&event, &deadline, what, recipient, text)
+        };
+        let written: Vec<NewNotification> = match kind {
             TaskEventKind::Assigned | TaskEventKind::Reassigned | TaskEventKind::Transferred => {
                 let what = if kind == TaskEventKind::Transferred {
                     "TASK_TRANSFERRED"
                 } else {
                     "TASK_ASSIGNED"
                 };
-                for code in &deadline.lead_agencies {
-                    self.notify(
-                        tx,
-                        &event,
-                        &deadline,
-                        what,
-                        code,
-                        message::assigned(&summary, true),
-                    )
-                    .await?;
-                }
-                for code in &deadline.coordinating_agencies {
-                    self.notify(
-                        tx,
-                        &event,
-                        &deadline,
-                        what,
-                        code,
-                        message::assigned(&summary, false),
-                    )
-                    .await?;
-                }
+                let lead = deadline
+                    .lead_agencies
+                    .iter()
+                    .map(|code| to(what, code, message::assigned(&summary, true)));
+                let coordinating = deadline
+                    .coordinating_agencies
+                    .iter()
+                    .map(|code| to(what, code, message::assigned(&summary, false)));
+                lead.chain(coordinating).collect()
             }
-            TaskEventKind::Submitted => {
-                let text = message::workflow(&summary, "Báo cáo hoàn thành chờ xác nhận", reason);
-                self.notify(
-                    tx,
-                    &event,
-                    &deadline,
-                    "SUBMISSION_PENDING",
-                    &deadline.assigner,
-                    text,
-                )
-                .await?;
-            }
-            TaskEventKind::Refused => {
-                let text = message::workflow(&summary, "Đơn vị từ chối nhiệm vụ", reason);
-                self.notify(
-                    tx,
-                    &event,
-                    &deadline,
-                    "TASK_REFUSED",
-                    &deadline.assigner,
-                    text,
-                )
-                .await?;
-            }
-            TaskEventKind::ExtensionRequested => {
-                let text = message::workflow(&summary, "Đề nghị gia hạn", reason);
-                self.notify(
-                    tx,
-                    &event,
-                    &deadline,
-                    "EXTENSION_REQUESTED",
-                    &deadline.assigner,
-                    text,
-                )
-                .await?;
-            }
+            TaskEventKind::Submitted => vec![to(
+                "SUBMISSION_PENDING",
+                &deadline.assigner,
+                message::workflow(&summary, "Báo cáo hoàn thành chờ xác nhận", reason),
+            )],
+            TaskEventKind::Refused => vec![to(
+                "TASK_REFUSED",
+                &deadline.assigner,
+                message::workflow(&summary, "Đơn vị từ chối nhiệm vụ", reason),
+            )],
+            TaskEventKind::ExtensionRequested => vec![to(
+                "EXTENSION_REQUESTED",
+                &deadline.assigner,
+                message::workflow(&summary, "Đề nghị gia hạn", reason),
+            )],
             TaskEventKind::Returned
             | TaskEventKind::Completed
             | TaskEventKind::ExtensionDecided => {
@@ -244,20 +207,15 @@ impl Apply<TaskEvent> for TaskEvents {
                     }
                     _ => ("EXTENSION_DECIDED", "Đề nghị gia hạn đã được xem xét"),
                 };
-                for code in &deadline.lead_agencies {
-                    self.notify(
-                        tx,
-                        &event,
-                        &deadline,
-                        what,
-                        code,
-                        message::workflow(&summary, text, reason),
-                    )
-                    .await?;
-                }
+                deadline
+                    .lead_agencies
+                    .iter()
+                    .map(|code| to(what, code, message::workflow(&summary, text, reason)))
+                    .collect()
             }
-            _ => {}
-        }
+            _ => Vec::new(),
+        };
+        notifications::insert_many(tx, &written).await?;
         Ok(())
     }
 

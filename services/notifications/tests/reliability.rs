@@ -97,6 +97,64 @@ async fn tasks_with_due_jobs(pool: &PgPool, n: i64) {
     tx.commit().await.unwrap();
 }
 
+/// What the task events consumer relies on: writing a projection returns
+/// the one it replaced, and scheduling keeps the jobs already there.
+#[tokio::test]
+async fn writing_a_projection_returns_the_one_it_replaced_and_scheduling_keeps_existing_jobs() {
+    let pool = pool().await;
+    let mut tx = pool.begin().await.unwrap();
+    let first = Deadline {
+        task_id: 7,
+        title: "Nhiệm vụ 7".into(),
+        directive_number: "534/TB-UBND".into(),
+        directive: "directives/1".into(),
+        reference: String::new(),
+        lead_agencies: vec!["so-ldtbxh".into()],
+        coordinating_agencies: vec!["so-tai-chinh".into()],
+        assigner: "vp-ubnd".into(),
+        due_date: NaiveDate::from_ymd_opt(2024, 9, 27),
+        deadline_version: 1,
+        key_task: false,
+        open: true,
+    };
+    assert_eq!(deadlines::upsert(&mut tx, &first).await.unwrap(), None);
+    let second = Deadline {
+        due_date: NaiveDate::from_ymd_opt(2024, 10, 4),
+        deadline_version: 2,
+        ..first.clone()
+    };
+    assert_eq!(
+        deadlines::upsert(&mut tx, &second).await.unwrap(),
+        Some(first)
+    );
+    assert_eq!(deadlines::get(&mut tx, 7).await.unwrap(), Some(second));
+
+    let reminder = |key: &str, day: u32| Reminder {
+        key: key.into(),
+        kind: ReminderKind::DueSoon,
+        fire_at: at8(2024, 10, day),
+    };
+    let first_two = [reminder("due_soon_3", 1), reminder("due_soon_1", 3)];
+    assert_eq!(jobs::schedule(&mut tx, 7, 2, &first_two).await.unwrap(), 2);
+    let again = [reminder("due_soon_3", 2), reminder("due_today", 4)];
+    assert_eq!(jobs::schedule(&mut tx, 7, 2, &again).await.unwrap(), 1);
+    assert_eq!(jobs::schedule(&mut tx, 7, 2, &[]).await.unwrap(), 0);
+    let stored: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT key, fire_at FROM reminder_jobs WHERE task_id = 7 AND deadline_version = 2 ORDER BY id",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(
+        stored,
+        [
+            ("due_soon_3".to_string(), at8(2024, 10, 1)),
+            ("due_soon_1".to_string(), at8(2024, 10, 3)),
+            ("due_today".to_string(), at8(2024, 10, 4)),
+        ]
+    );
+}
+
 async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
@@ -339,6 +397,169 @@ async fn notify(pool: &PgPool, clock: &Clock, key: &str, recipient: &str) {
     .await
     .unwrap();
     tx.commit().await.unwrap();
+}
+
+/// Every combination of a push subscription's scope and filter, and the
+/// subscriptions that never get deliveries (a stream, a disabled and a
+/// deleted webhook): the statement that writes notifications queues a
+/// delivery for exactly the pairs that the rule below selects, once.
+#[tokio::test]
+async fn deliveries_are_queued_for_exactly_the_push_subscriptions_that_select_a_notification() {
+    struct Sub {
+        id: i64,
+        scope_all: bool,
+        agencies: Vec<String>,
+        kinds: Vec<String>,
+        key_tasks_only: bool,
+        directive: String,
+        pushes: bool,
+    }
+    let pool = pool().await;
+    let clock = Clock::manual(at8(2024, 9, 24));
+    let mut conn = pool.acquire().await.unwrap();
+    let mut subs = Vec::new();
+    let mut add = async |sub: Sub, channel: &'static str| {
+        let id = subscriptions::create(
+            &mut conn,
+            &NewSubscription {
+                subscriber: "so-ldtbxh".into(),
+                scope_all: sub.scope_all,
+                agencies: sub.agencies.clone(),
+                kinds: sub.kinds.clone(),
+                key_tasks_only: sub.key_tasks_only,
+                directive: sub.directive.clone(),
+                channel,
+                webhook_url: (channel == "WEBHOOK").then(|| "https://hook.example/".into()),
+                secret: (channel == "WEBHOOK").then(|| "s".into()),
+                email_addresses: if channel == "EMAIL" {
+                    vec!["vanthu@ldtbxh.gov.vn".into()]
+                } else {
+                    vec![]
+                },
+                created_by: "users/so-ldtbxh".into(),
+                created_agency: Some("so-ldtbxh".into()),
+                created_at: clock.now(),
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+        Sub { id, ..sub }
+    };
+    let mut channel = ["WEBHOOK", "EMAIL"].into_iter().cycle();
+    for scope_all in [false, true] {
+        for agencies in [vec![], vec!["so-tai-chinh".to_string()]] {
+            for kinds in [vec![], vec!["OVERDUE".to_string()]] {
+                for key_tasks_only in [false, true] {
+                    for directive in ["", "directives/1"] {
+                        let sub = Sub {
+                            id: 0,
+                            scope_all,
+                            agencies: agencies.clone(),
+                            kinds: kinds.clone(),
+                            key_tasks_only,
+                            directive: directive.into(),
+                            pushes: true,
+                        };
+                        subs.push(add(sub, channel.next().unwrap()).await);
+                    }
+                }
+            }
+        }
+    }
+    let everything = || Sub {
+        id: 0,
+        scope_all: true,
+        agencies: vec![],
+        kinds: vec![],
+        key_tasks_only: false,
+        directive: String::new(),
+        pushes: false,
+    };
+    subs.push(add(everything(), "STREAM").await);
+    let disabled = add(everything(), "WEBHOOK").await;
+    let deleted = add(everything(), "WEBHOOK").await;
+    for (column, id) in [("disabled", disabled.id), ("deleted", deleted.id)] {
+        sqlx::query(&format!(
+            "UPDATE subscriptions SET {column} = true WHERE id = $1"
+        ))
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    }
+    subs.extend([disabled, deleted]);
+
+    let mut written = Vec::new();
+    for recipient in ["so-ldtbxh", "so-tai-chinh", "so-xay-dung"] {
+        for kind in ["DUE_SOON", "OVERDUE"] {
+            for key_task in [false, true] {
+                for directive in ["", "directives/1", "directives/2"] {
+                    written.push(NewNotification {
+                        dedupe_key: format!("{recipient}-{kind}-{key_task}-{directive}"),
+                        kind: kind.into(),
+                        recipient: recipient.into(),
+                        task_id: Some(1),
+                        directive_number: String::new(),
+                        directive: directive.into(),
+                        lead_agency: recipient.into(),
+                        due_date: None,
+                        key_task,
+                        title: "Sắp đến hạn".into(),
+                        body: "Đôn đốc".into(),
+                        notified_at: clock.now(),
+                    });
+                }
+            }
+        }
+    }
+    let write = async |items: &[NewNotification]| {
+        let mut tx = pool.begin().await.unwrap();
+        let n = notifications::insert_many(&mut tx, items).await.unwrap();
+        tx.commit().await.unwrap();
+        n
+    };
+    // In two statements, the second repeating one of the first's.
+    assert_eq!(write(&written[..20]).await, 20);
+    assert_eq!(write(&written[19..]).await, written.len() as u64 - 20);
+
+    let queued: HashSet<(i64, String)> = sqlx::query_as::<_, (i64, String)>(
+        "SELECT d.subscription_id, n.dedupe_key FROM deliveries d \
+         JOIN notifications n USING (notification_id)",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    let rows = count(&pool, "SELECT count(*) FROM deliveries").await;
+    let selects = |s: &Sub, n: &NewNotification| {
+        s.pushes
+            && (s.scope_all || n.recipient == "so-ldtbxh")
+            && (s.agencies.is_empty() || s.agencies.contains(&n.recipient))
+            && (s.kinds.is_empty() || s.kinds.contains(&n.kind))
+            && (!s.key_tasks_only || n.key_task)
+            && (s.directive.is_empty() || s.directive == n.directive)
+    };
+    let expected: HashSet<(i64, String)> = subs
+        .iter()
+        .flat_map(|s| {
+            written
+                .iter()
+                .filter(move |n| selects(s, n))
+                .map(|n| (s.id, n.dedupe_key.clone()))
+        })
+        .collect();
+    assert_eq!(queued, expected);
+    assert_eq!(rows as usize, expected.len(), "one delivery per pair");
+    // Not a vacuous match: every push subscription that can select something
+    // did, and nothing went to those that never push.
+    assert!(expected.len() > 100, "{}", expected.len());
+    assert!(
+        queued
+            .iter()
+            .all(|(id, _)| subs.iter().any(|s| s.id == *id && s.pushes))
+    );
 }
 
 fn deliverer(pool: &PgPool, clock: &Clock, tweak: impl FnOnce(&mut DeliverySettings)) -> Deliverer {

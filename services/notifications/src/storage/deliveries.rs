@@ -1,7 +1,9 @@
 //! Deliveries of notifications to webhook and e-mail subscriptions: queued
-//! in the transaction that writes the notification (unique per subscription
-//! and notification), claimed with `FOR UPDATE SKIP LOCKED` under a lease,
-//! fenced by a token, and every attempt recorded.
+//! by the statement that writes the notification (unique per subscription
+//! and notification; see
+//! [`insert_many`](crate::storage::notifications::insert_many)), claimed
+//! with `FOR UPDATE SKIP LOCKED` under a lease, fenced by a token, and
+//! every attempt recorded.
 
 use std::time::Duration;
 
@@ -10,29 +12,6 @@ use dondoc_database::storage_error;
 use dondoc_errors::Error;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
-
-/// Queues the delivery of just-written notifications to every webhook and
-/// e-mail subscription whose scope and filter select them, first attempt at
-/// once. Returns how many.
-pub async fn enqueue(conn: &mut PgConnection, notification_ids: &[Uuid]) -> Result<u64, Error> {
-    Ok(sqlx::query(
-        "INSERT INTO deliveries (subscription_id, notification_id, next_attempt_at, updated_at) \
-         SELECT s.id, n.notification_id, n.notified_at, n.notified_at FROM notifications n JOIN subscriptions s \
-           ON NOT s.deleted AND NOT s.disabled AND s.channel <> 'STREAM' \
-         WHERE n.notification_id = ANY($1) \
-           AND (s.scope_all OR n.recipient = s.subscriber) \
-           AND (cardinality(s.agencies) = 0 OR n.recipient = ANY(s.agencies)) \
-           AND (cardinality(s.kinds) = 0 OR n.kind = ANY(s.kinds)) \
-           AND (NOT s.key_tasks_only OR n.key_task) \
-           AND (s.directive = '' OR n.directive = s.directive) \
-         ON CONFLICT (subscription_id, notification_id) DO NOTHING",
-    )
-    .bind(notification_ids)
-    .execute(conn)
-    .await
-    .map_err(storage_error)?
-    .rows_affected())
-}
 
 /// A claimed delivery.
 #[derive(Debug, Clone, sqlx::FromRow)]

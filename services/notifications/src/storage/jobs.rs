@@ -30,30 +30,37 @@ pub struct ClaimedJob {
     pub lease_token: i64,
 }
 
-/// Schedules reminders of a task's deadline version; existing ones are kept.
+/// Schedules reminders of a task's deadline version, in one statement;
+/// existing ones are kept. Returns how many were added.
 pub async fn schedule(
     conn: &mut PgConnection,
     task_id: i64,
     deadline_version: i32,
     reminders: &[Reminder],
 ) -> Result<u64, Error> {
-    let mut added = 0;
-    for reminder in reminders {
-        added += sqlx::query(
-            "INSERT INTO reminder_jobs (task_id, key, kind, deadline_version, fire_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (task_id, key, deadline_version) DO NOTHING",
-        )
-        .bind(task_id)
-        .bind(&reminder.key)
-        .bind(reminder.kind.as_str())
-        .bind(deadline_version)
-        .bind(reminder.fire_at)
-        .execute(&mut *conn)
-        .await
-        .map_err(storage_error)?
-        .rows_affected();
+    if reminders.is_empty() {
+        return Ok(0);
     }
-    Ok(added)
+    Ok(sqlx::query(
+        "INSERT INTO reminder_jobs (task_id, key, kind, deadline_version, fire_at) \
+         SELECT $1, key, kind, $2, fire_at FROM unnest($3::text[], $4::text[], $5::timestamptz[]) \
+           WITH ORDINALITY AS r(key, kind, fire_at, position) \
+         ORDER BY position ON CONFLICT (task_id, key, deadline_version) DO NOTHING",
+    )
+    .bind(task_id)
+    .bind(deadline_version)
+    .bind(reminders.iter().map(|r| r.key.as_str()).collect::<Vec<_>>())
+    .bind(
+        reminders
+            .iter()
+            .map(|r| r.kind.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(reminders.iter().map(|r| r.fire_at).collect::<Vec<_>>())
+    .execute(conn)
+    .await
+    .map_err(storage_error)?
+    .rows_affected())
 }
 
 /// Cancels pending reminders of a task that no longer apply: every one

@@ -84,8 +84,10 @@ pub async fn insert(conn: &mut PgConnection, n: &NewNotification) -> Result<bool
 }
 
 /// Writes notifications in one statement, in the order given, skipping
-/// those whose dedupe key was written before, and queues the deliveries of
-/// those written. Returns how many were written.
+/// those whose dedupe key was written before, and queues the delivery of
+/// those written to every webhook and e-mail subscription whose scope and
+/// filter select them (first attempt at once; one delivery per
+/// subscription and notification). Returns how many were written.
 pub async fn insert_many(conn: &mut PgConnection, items: &[NewNotification]) -> Result<u64, Error> {
     if items.is_empty() {
         return Ok(0);
@@ -94,16 +96,30 @@ pub async fn insert_many(conn: &mut PgConnection, items: &[NewNotification]) -> 
     let column = |f: fn(&NewNotification) -> &String| -> Vec<&str> {
         items.iter().map(|n| f(n).as_str()).collect()
     };
-    let written: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO notifications (notification_id, dedupe_key, kind, recipient, task_id, directive_number, \
-         directive, lead_agency, due_date, key_task, title, body, notified_at) \
+    // The deliveries in the same statement: one round trip, and a plan
+    // that joins the rows just written (a separate statement took their
+    // ids as an array, which PostgreSQL planned anew at every call).
+    let written: i64 = sqlx::query_scalar(
+        "WITH written AS (INSERT INTO notifications (notification_id, dedupe_key, kind, recipient, task_id, \
+           directive_number, directive, lead_agency, due_date, key_task, title, body, notified_at) \
          SELECT notification_id, dedupe_key, kind, recipient, task_id, directive_number, directive, lead_agency, \
            due_date, key_task, title, body, notified_at \
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], \
            $8::text[], $9::date[], $10::bool[], $11::text[], $12::text[], $13::timestamptz[]) WITH ORDINALITY \
            AS t(notification_id, dedupe_key, kind, recipient, task_id, directive_number, directive, lead_agency, \
              due_date, key_task, title, body, notified_at, position) \
-         ORDER BY position ON CONFLICT (dedupe_key) DO NOTHING RETURNING notification_id",
+         ORDER BY position ON CONFLICT (dedupe_key) DO NOTHING \
+         RETURNING notification_id, kind, recipient, directive, key_task, notified_at), \
+         queued AS (INSERT INTO deliveries (subscription_id, notification_id, next_attempt_at, updated_at) \
+           SELECT s.id, n.notification_id, n.notified_at, n.notified_at FROM written n JOIN subscriptions s \
+             ON NOT s.deleted AND NOT s.disabled AND s.channel <> 'STREAM' \
+           WHERE (s.scope_all OR n.recipient = s.subscriber) \
+             AND (cardinality(s.agencies) = 0 OR n.recipient = ANY(s.agencies)) \
+             AND (cardinality(s.kinds) = 0 OR n.kind = ANY(s.kinds)) \
+             AND (NOT s.key_tasks_only OR n.key_task) \
+             AND (s.directive = '' OR n.directive = s.directive) \
+           ON CONFLICT (subscription_id, notification_id) DO NOTHING) \
+         SELECT count(*) FROM written",
     )
     .bind(&ids)
     .bind(column(|n| &n.dedupe_key))
@@ -118,13 +134,10 @@ pub async fn insert_many(conn: &mut PgConnection, items: &[NewNotification]) -> 
     .bind(column(|n| &n.title))
     .bind(column(|n| &n.body))
     .bind(items.iter().map(|n| n.notified_at).collect::<Vec<_>>())
-    .fetch_all(&mut *conn)
+    .fetch_one(conn)
     .await
     .map_err(storage_error)?;
-    if !written.is_empty() {
-        crate::storage::deliveries::enqueue(conn, &written).await?;
-    }
-    Ok(written.len() as u64)
+    Ok(written as u64)
 }
 
 /// Columns of a stored notification, for other storage modules.
