@@ -326,6 +326,18 @@ pub struct PgbenchResult {
     pub transactions: u64,
 }
 
+impl PgbenchResult {
+    /// Adds another run's transactions, time and latencies to these.
+    pub fn merge(&mut self, other: PgbenchResult) {
+        let seconds = |r: &PgbenchResult| r.transactions as f64 / r.tps.max(1e-9);
+        let transactions = self.transactions + other.transactions;
+        let weight = |r: &PgbenchResult| r.transactions as f64 / transactions.max(1) as f64;
+        self.latency_ms = self.latency_ms * weight(self) + other.latency_ms * weight(&other);
+        self.tps = transactions as f64 / (seconds(self) + seconds(&other)).max(1e-9);
+        self.transactions = transactions;
+    }
+}
+
 /// Where pgbench connects: the cluster's socket, a role and a database.
 #[derive(Debug, Clone)]
 pub struct PgTarget {

@@ -265,32 +265,51 @@ pub async fn write(args: &Args) -> anyhow::Result<Vec<Row>> {
     let target = cluster.pgbench_target("dondoc_assignments");
     let mut admin = cluster.connect().await?;
     let nonce: u32 = rand::random();
+    // Interleaved rounds, as in scenario 1: each side runs a third of the
+    // time in each of three rounds, so that a busy spell of the shared
+    // machine falls on both (before round 14, ten seconds of one, then ten
+    // of the other). pgbench takes whole seconds.
+    const ROUNDS: u32 = 3;
+    let slice = Duration::from_secs((args.duration_resolved.as_secs() / ROUNDS as u64).max(1));
     for &c in clients {
-        let ch: Arc<Vec<Channel>> = Arc::new(channels.clone());
-        let call2 = call.clone();
-        let tag = format!("b{nonce:x}c{c}");
-        let syncs_before = wal_syncs(&mut admin).await?;
-        let commits_before = commits(&mut admin).await?;
-        let stats = load::run(c, args.duration_resolved, None, move |w, i| {
-            let channel = ch[w % ch.len()].clone();
-            let call = call2.clone();
-            let body = create_task_request(&tag, w, i);
-            async move {
-                call.send_with(&channel, body)
-                    .await
-                    .map(|_| ())
-                    .map_err(|s| s.to_string())
+        let (mut ours, mut peer) = (None, None::<peers::PgbenchResult>);
+        let (mut ours_syncs, mut ours_commits, mut peer_syncs, mut peer_commits) = (0, 0, 0, 0);
+        for round in 0..ROUNDS {
+            let ch: Arc<Vec<Channel>> = Arc::new(channels.clone());
+            let call2 = call.clone();
+            let tag = format!("b{nonce:x}c{c}r{round}");
+            let syncs_before = wal_syncs(&mut admin).await?;
+            let commits_before = commits(&mut admin).await?;
+            let stats = load::run(c, slice, None, move |w, i| {
+                let channel = ch[w % ch.len()].clone();
+                let call = call2.clone();
+                let body = create_task_request(&tag, w, i);
+                async move {
+                    call.send_with(&channel, body)
+                        .await
+                        .map(|_| ())
+                        .map_err(|s| s.to_string())
+                }
+            })
+            .await;
+            // Backends report these counters within a second of going idle.
+            tokio::time::sleep(STATISTICS_REPORTED).await;
+            ours_syncs += wal_syncs(&mut admin).await? - syncs_before;
+            ours_commits += commits(&mut admin).await? - commits_before;
+            merge_into(&mut ours, stats);
+            let syncs_before = wal_syncs(&mut admin).await?;
+            let commits_before = commits(&mut admin).await?;
+            let pg = peers::pgbench(&target, &write_script(), c, slice).await?;
+            tokio::time::sleep(STATISTICS_REPORTED).await;
+            peer_syncs += wal_syncs(&mut admin).await? - syncs_before;
+            peer_commits += commits(&mut admin).await? - commits_before;
+            match &mut peer {
+                Some(total) => total.merge(pg),
+                None => peer = Some(pg),
             }
-        })
-        .await;
-        let ours_syncs = wal_syncs(&mut admin).await? - syncs_before;
-        let ours_commits = commits(&mut admin).await? - commits_before;
+        }
+        let (stats, pg) = (ours.context("no round ran")?, peer.context("no round ran")?);
         println!("  gateway CreateTask c={c:<3} {}", stats.line());
-        let syncs_before = wal_syncs(&mut admin).await?;
-        let commits_before = commits(&mut admin).await?;
-        let pg = peers::pgbench(&target, &write_script(), c, args.duration_resolved).await?;
-        let peer_syncs = wal_syncs(&mut admin).await? - syncs_before;
-        let peer_commits = commits(&mut admin).await? - commits_before;
         println!(
             "  pgbench same SQL   c={c:<3} {:>9.0}/s avg {:.3} ms ({} transactions)",
             pg.tps, pg.latency_ms, pg.transactions
@@ -334,6 +353,10 @@ pub async fn write(args: &Args) -> anyhow::Result<Vec<Row>> {
     running.stop().await;
     Ok(rows)
 }
+
+/// How long after a run the cumulative statistics below have been reported:
+/// a backend reports them within a second of going idle.
+const STATISTICS_REPORTED: Duration = Duration::from_millis(1100);
 
 /// Transactions committed in every database of the cluster so far. Like
 /// `wal_sync`, a cumulative statistic that backends report within a second.
