@@ -140,17 +140,6 @@ impl Stats {
     pub fn ms(&self, q: f64) -> f64 {
         self.hist.value_at_quantile(q) as f64 / 1000.0
     }
-    /// Adds another run's calls, time and latencies to these.
-    pub fn merge(&mut self, other: Stats) {
-        self.ok += other.ok;
-        self.errors += other.errors;
-        self.first_error = self.first_error.take().or(other.first_error);
-        self.elapsed += other.elapsed;
-        self.hist
-            .add(&other.hist)
-            .expect("histograms with the same bounds");
-    }
-
     /// One-line summary.
     pub fn line(&self) -> String {
         format!(
@@ -166,6 +155,26 @@ impl Stats {
                 .map(|e| format!(": {}", e.chars().take(120).collect::<String>()))
                 .unwrap_or_default()
         )
+    }
+}
+
+/// A measurement that adds up over runs (the rounds in which the sides of
+/// a comparison take turns).
+pub trait Merge {
+    /// Adds another run's measurement to this one.
+    fn merge(&mut self, other: Self);
+}
+
+impl Merge for Stats {
+    /// Adds another run's calls, time and latencies to these.
+    fn merge(&mut self, other: Stats) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.first_error = self.first_error.take().or(other.first_error);
+        self.elapsed += other.elapsed;
+        self.hist
+            .add(&other.hist)
+            .expect("histograms with the same bounds");
     }
 }
 

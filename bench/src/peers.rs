@@ -326,9 +326,9 @@ pub struct PgbenchResult {
     pub transactions: u64,
 }
 
-impl PgbenchResult {
+impl crate::load::Merge for PgbenchResult {
     /// Adds another run's transactions, time and latencies to these.
-    pub fn merge(&mut self, other: PgbenchResult) {
+    fn merge(&mut self, other: PgbenchResult) {
         let seconds = |r: &PgbenchResult| r.transactions as f64 / r.tps.max(1e-9);
         let transactions = self.transactions + other.transactions;
         let weight = |r: &PgbenchResult| r.transactions as f64 / transactions.max(1) as f64;

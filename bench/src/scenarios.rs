@@ -97,7 +97,6 @@ pub async fn gateway(args: &Args) -> anyhow::Result<Vec<Row>> {
     // Interleaved rounds: each target runs a third of the time in each of
     // three rounds, so that a busy spell of the shared machine falls on all
     // three alike. The proxies' own CPU time is counted around their runs.
-    const ROUNDS: u32 = 3;
     let slice = (args.duration_resolved / ROUNDS).max(Duration::from_secs(1));
     let nginx_pid = nginx.pid().context("nginx pid")?;
     let proxy_cpu = |i: usize| match i {
@@ -199,11 +198,16 @@ pub async fn gateway(args: &Args) -> anyhow::Result<Vec<Row>> {
     ])
 }
 
-/// Adds `stats` to the runs gathered in `total`.
-fn merge_into(total: &mut Option<Stats>, stats: Stats) {
+/// How many turns the sides of a comparison take (scenarios 1 and 2), each
+/// running a third of the duration in each, so that a busy spell of the
+/// shared machine falls on all of them alike.
+const ROUNDS: u32 = 3;
+
+/// Adds a round's measurement to those gathered in `total`.
+fn merge_into<T: load::Merge>(total: &mut Option<T>, round: T) {
     match total {
-        Some(total) => total.merge(stats),
-        None => *total = Some(stats),
+        Some(total) => total.merge(round),
+        None => *total = Some(round),
     }
 }
 
@@ -265,11 +269,8 @@ pub async fn write(args: &Args) -> anyhow::Result<Vec<Row>> {
     let target = cluster.pgbench_target("dondoc_assignments");
     let mut admin = cluster.connect().await?;
     let nonce: u32 = rand::random();
-    // Interleaved rounds, as in scenario 1: each side runs a third of the
-    // time in each of three rounds, so that a busy spell of the shared
-    // machine falls on both (before round 14, ten seconds of one, then ten
-    // of the other). pgbench takes whole seconds.
-    const ROUNDS: u32 = 3;
+    // Interleaved rounds, as in scenario 1 (before round 14, ten seconds of
+    // one side, then ten of the other). pgbench takes whole seconds.
     let slice = Duration::from_secs((args.duration_resolved.as_secs() / ROUNDS as u64).max(1));
     for &c in clients {
         let (mut ours, mut peer) = (None, None::<peers::PgbenchResult>);
@@ -303,10 +304,7 @@ pub async fn write(args: &Args) -> anyhow::Result<Vec<Row>> {
             tokio::time::sleep(STATISTICS_REPORTED).await;
             peer_syncs += wal_syncs(&mut admin).await? - syncs_before;
             peer_commits += commits(&mut admin).await? - commits_before;
-            match &mut peer {
-                Some(total) => total.merge(pg),
-                None => peer = Some(pg),
-            }
+            merge_into(&mut peer, pg);
         }
         let (stats, pg) = (ours.context("no round ran")?, peer.context("no round ran")?);
         println!("  gateway CreateTask c={c:<3} {}", stats.line());
