@@ -13,7 +13,7 @@ pub mod hub;
 pub mod names;
 pub mod scheduler;
 pub mod storage;
-mod upstream;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -155,6 +155,142 @@ async fn writing_a_projection_returns_the_one_it_replaced_and_scheduling_keeps_e
     );
 }
 
+/// The task events consumer against a real PostgreSQL, event by event: an
+/// assignment schedules its reminders and notifies every agency once; a
+/// redelivery and a change that keeps the deadline add nothing; an
+/// extension cancels the old deadline's reminders and schedules the new
+/// one's; completion cancels what is left.
+#[tokio::test]
+async fn task_events_schedule_reschedule_and_cancel_reminders_and_notify_each_agency_once() {
+    use dondoc_contracts::assignments::v1::{Task, TaskEvent, TaskEventKind, TaskStage};
+    use dondoc_contracts::common::v1::Date;
+    use dondoc_events::consumer::Apply;
+    use dondoc_notifications::upstream::TaskEvents;
+
+    let pool = pool().await;
+    let clock = Clock::manual(at8(2024, 9, 2));
+    let policy = ReminderPolicy::default();
+    let events = TaskEvents {
+        policy: policy.clone(),
+        clock: clock.clone(),
+        notifications: Wake::new(),
+        jobs: Wake::new(),
+        names: AgencyNames::offline(),
+    };
+    let task = |stage: TaskStage, due: (i32, i32), version: i32| Task {
+        name: "tasks/9".into(),
+        title: "Tham mưu trình HĐND tỉnh Nghị quyết hỗ trợ".into(),
+        lead_agencies: vec!["agencies/so-ldtbxh".into()],
+        coordinating_agencies: vec!["agencies/so-tai-chinh".into()],
+        assigner: "agencies/vp-ubnd".into(),
+        due_date: Some(Date {
+            year: 2024,
+            month: due.0,
+            day: due.1,
+        }),
+        deadline_version: version,
+        stage: stage as i32,
+        ..Default::default()
+    };
+    let event = |id: &str, kind: TaskEventKind, task: Task| TaskEvent {
+        event_id: id.into(),
+        kind: kind as i32,
+        task: Some(task),
+        ..Default::default()
+    };
+    let apply = async |event: TaskEvent| {
+        let mut tx = pool.begin().await.unwrap();
+        events.apply(&mut tx, event).await.unwrap();
+        tx.commit().await.unwrap();
+    };
+    let jobs = async |version: i32, state: &str| {
+        count(
+            &pool,
+            &format!(
+                "SELECT count(*) FROM reminder_jobs WHERE task_id = 9 \
+                 AND deadline_version = {version} AND state = '{state}'"
+            ),
+        )
+        .await
+    };
+    let notifications = async || -> Vec<(String, String)> {
+        sqlx::query_as("SELECT kind, recipient FROM notifications ORDER BY tx_id, id")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+    };
+    let ahead = |due: NaiveDate| {
+        policy
+            .schedule(due, false)
+            .into_iter()
+            .filter(|r| r.fire_at > clock.now())
+            .count() as i64
+    };
+    let first_due = NaiveDate::from_ymd_opt(2024, 9, 27).unwrap();
+    let second_due = NaiveDate::from_ymd_opt(2024, 10, 11).unwrap();
+    assert!(ahead(first_due) >= 2 && ahead(second_due) >= 2);
+
+    let assigned = event(
+        "e1",
+        TaskEventKind::Assigned,
+        task(TaskStage::Assigned, (9, 27), 1),
+    );
+    apply(assigned.clone()).await;
+    assert_eq!(jobs(1, "PENDING").await, ahead(first_due));
+    let both = vec![
+        ("TASK_ASSIGNED".to_string(), "so-ldtbxh".to_string()),
+        ("TASK_ASSIGNED".to_string(), "so-tai-chinh".to_string()),
+    ];
+    assert_eq!(notifications().await, both);
+
+    // Redelivered, then started: same deadline, nothing new.
+    apply(assigned).await;
+    apply(event(
+        "e2",
+        TaskEventKind::Started,
+        task(TaskStage::InProgress, (9, 27), 1),
+    ))
+    .await;
+    assert_eq!(jobs(1, "PENDING").await, ahead(first_due));
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM reminder_jobs").await,
+        ahead(first_due)
+    );
+    assert_eq!(notifications().await, both);
+
+    // Extended: the old deadline's reminders go, the new one's come.
+    clock.set(at8(2024, 9, 10));
+    apply(event(
+        "e3",
+        TaskEventKind::ExtensionDecided,
+        task(TaskStage::InProgress, (10, 11), 2),
+    ))
+    .await;
+    assert_eq!(jobs(1, "PENDING").await, 0);
+    assert_eq!(jobs(1, "CANCELLED").await, ahead(first_due));
+    assert_eq!(jobs(2, "PENDING").await, ahead(second_due));
+    let mut expected = both.clone();
+    expected.push(("EXTENSION_DECIDED".into(), "so-ldtbxh".into()));
+    assert_eq!(notifications().await, expected);
+
+    // Completed: nothing is left to remind of.
+    apply(event(
+        "e4",
+        TaskEventKind::Completed,
+        task(TaskStage::Completed, (10, 11), 2),
+    ))
+    .await;
+    assert_eq!(jobs(2, "PENDING").await, 0);
+    assert_eq!(jobs(2, "CANCELLED").await, ahead(second_due));
+    expected.push(("TASK_COMPLETED".into(), "so-ldtbxh".into()));
+    assert_eq!(notifications().await, expected);
+    let open: bool = sqlx::query_scalar("SELECT open FROM task_deadlines WHERE task_id = 9")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(!open);
+}
+
 async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
