@@ -8,7 +8,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use dondoc_contracts::assignments::v1::task_service_client::TaskServiceClient;
-use dondoc_contracts::assignments::v1::{ListTasksRequest, Task};
+use dondoc_contracts::assignments::v1::{
+    DecideExtensionRequest, ExtensionRequest, ListTasksRequest, RequestExtensionRequest, Task,
+};
 use dondoc_contracts::common::v1::Date;
 use dondoc_contracts::directives::v1::agency_service_client::AgencyServiceClient;
 use dondoc_contracts::directives::v1::directive_service_client::DirectiveServiceClient;
@@ -323,6 +325,108 @@ async fn a_directive_becomes_tasks_and_a_deadline_reminder() {
     .await
     .expect("the stream ends with the shutdown");
     assert!(matches!(ended, Ok(None)), "ended with OK: {ended:?}");
+}
+
+/// An approved extension moves the task's reminders: once the clock passes
+/// both the old and the new due date, the agency has heard only of the new
+/// one, seven and three working days before and on the day, in that order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_extension_moves_the_reminders_to_the_new_due_date() {
+    let t = TestSuite::start(local_8am(2024, 9, 2) + chrono::Duration::hours(1)).await;
+    let mut office_c = clients(&t, &office(&t)).await;
+    create_agencies(&mut office_c).await;
+    issue(&mut office_c).await;
+    let mut labour_c = clients(&t, &labour(&t)).await;
+    let task = eventually(Duration::from_secs(10), || {
+        let mut tasks = labour_c.tasks.clone();
+        async move {
+            let list = tasks
+                .list_tasks(ListTasksRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .tasks;
+            (list.len() == 2).then(|| list.into_iter().find(|t| t.due_date.is_some()))?
+        }
+    })
+    .await;
+    assert_eq!(task.due_date, date(2024, 9, 27));
+    let mut stream = labour_c
+        .notifications
+        .subscribe(SubscribeRequest::default())
+        .await
+        .expect("subscribe")
+        .into_inner();
+    read_until(&mut stream, NotificationKind::TaskAssigned).await;
+    read_until(&mut stream, NotificationKind::TaskAssigned).await;
+
+    let extension = labour_c
+        .tasks
+        .request_extension(RequestExtensionRequest {
+            parent: task.name.clone(),
+            extension: Some(ExtensionRequest {
+                requested_due_date: date(2024, 10, 11),
+                reason: "Chờ số liệu điều tra".into(),
+                ..Default::default()
+            }),
+            request_id: "ext-534".into(),
+        })
+        .await
+        .expect("request an extension")
+        .into_inner()
+        .extension
+        .unwrap();
+    let extended = office_c
+        .tasks
+        .decide_extension(DecideExtensionRequest {
+            name: extension.name,
+            approve: true,
+            note: "Đồng ý".into(),
+            request_id: "decide-534".into(),
+        })
+        .await
+        .expect("approve the extension")
+        .into_inner()
+        .task
+        .unwrap();
+    assert_eq!(
+        (extended.due_date, extended.deadline_version),
+        (date(2024, 10, 11), 2)
+    );
+    // The decision reaches the agency with the new deadline applied.
+    read_until(&mut stream, NotificationKind::ExtensionDecided).await;
+
+    // Past both due dates at once: the new deadline's reminders all fall due
+    // together and reach the agency in the order they fell due; none of the
+    // old deadline's would have come first.
+    t.clock.set(local_8am(2024, 10, 11));
+    let all = read_until(&mut stream, NotificationKind::DueToday).await;
+    let reminders: Vec<Notification> = all.into_iter().filter(|n| n.task == task.name).collect();
+    let kinds: Vec<i32> = reminders.iter().map(|n| n.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            NotificationKind::DueSoon as i32,
+            NotificationKind::DueSoon as i32,
+            NotificationKind::DueToday as i32
+        ],
+        "{reminders:?}"
+    );
+    for n in &reminders {
+        assert_eq!(n.due_date, date(2024, 10, 11), "{n:?}");
+        assert!(!n.body.contains("27/9/2024"), "{}", n.body);
+    }
+    assert!(
+        reminders[0].body.contains("còn 7 ngày làm việc"),
+        "{}",
+        reminders[0].body
+    );
+    assert!(
+        reminders[1].body.contains("còn 3 ngày làm việc"),
+        "{}",
+        reminders[1].body
+    );
+    t.suite.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

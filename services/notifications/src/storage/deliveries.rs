@@ -36,15 +36,19 @@ pub async fn claim(
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<ClaimedDelivery>, Error> {
+    // In claim order (see `jobs::claim`): a webhook hears of notifications
+    // in the order they were due.
     sqlx::query_as::<_, ClaimedDelivery>(
-        "UPDATE deliveries SET lease_token = nextval('delivery_fencing'), \
+        "WITH claimed AS (UPDATE deliveries SET lease_token = nextval('delivery_fencing'), \
          lease_until = clock_timestamp() + make_interval(secs => $3) \
          WHERE id IN (SELECT d.id FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id \
            WHERE d.state = 'PENDING' AND d.next_attempt_at <= $1 \
            AND (d.lease_until IS NULL OR d.lease_until < clock_timestamp()) \
            AND NOT s.disabled AND NOT s.deleted \
            ORDER BY d.next_attempt_at, d.id LIMIT $2 FOR UPDATE OF d SKIP LOCKED) \
-         RETURNING id, subscription_id, notification_id, attempts, lease_token",
+         RETURNING id, subscription_id, notification_id, attempts, lease_token, next_attempt_at) \
+         SELECT id, subscription_id, notification_id, attempts, lease_token FROM claimed \
+         ORDER BY next_attempt_at, id",
     )
     .bind(now)
     .bind(limit)

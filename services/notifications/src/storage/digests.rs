@@ -50,13 +50,15 @@ pub async fn claim(
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<ClaimedDigest>, Error> {
+    // In claim order (see `jobs::claim`).
     sqlx::query_as::<_, ClaimedDigest>(
-        "UPDATE digest_jobs SET lease_token = nextval('reminder_fencing'), \
+        "WITH claimed AS (UPDATE digest_jobs SET lease_token = nextval('reminder_fencing'), \
          lease_until = clock_timestamp() + make_interval(secs => $3), attempts = attempts + 1 \
          WHERE id IN (SELECT id FROM digest_jobs WHERE state = 'PENDING' AND fire_at <= $1 \
            AND (lease_until IS NULL OR lease_until < clock_timestamp()) \
            ORDER BY fire_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
-         RETURNING id, agency, week, fire_at, lease_token",
+         RETURNING id, agency, week, fire_at, lease_token) \
+         SELECT * FROM claimed ORDER BY fire_at, id",
     )
     .bind(now)
     .bind(limit)

@@ -91,13 +91,18 @@ pub async fn claim(
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<ClaimedJob>, Error> {
+    // In claim order: an UPDATE returns its rows in whatever order its plan
+    // visits them, and a batch is handled (and its notifications written)
+    // in the order returned, so "due today" could reach a stream before
+    // "due in seven days" when both fell due at once.
     sqlx::query_as::<_, ClaimedJob>(
-        "UPDATE reminder_jobs SET lease_token = nextval('reminder_fencing'), \
+        "WITH claimed AS (UPDATE reminder_jobs SET lease_token = nextval('reminder_fencing'), \
          lease_until = clock_timestamp() + make_interval(secs => $3), attempts = attempts + 1 \
          WHERE id IN (SELECT id FROM reminder_jobs WHERE state = 'PENDING' AND fire_at <= $1 \
            AND (lease_until IS NULL OR lease_until < clock_timestamp()) \
            ORDER BY fire_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
-         RETURNING id, task_id, key, kind, deadline_version, fire_at, lease_token",
+         RETURNING id, task_id, key, kind, deadline_version, fire_at, lease_token) \
+         SELECT * FROM claimed ORDER BY fire_at, id",
     )
     .bind(now)
     .bind(limit)
