@@ -1208,12 +1208,13 @@ pub async fn reminders(args: &Args) -> anyhow::Result<Vec<Row>> {
     sqlx::query("ANALYZE bench_peer.reminder_jobs")
         .execute(&mut admin)
         .await?;
-    let script = "UPDATE bench_peer.reminder_jobs SET lease_token = nextval('bench_peer.reminder_fencing'), \
+    let script = "WITH claimed AS (UPDATE bench_peer.reminder_jobs SET lease_token = nextval('bench_peer.reminder_fencing'), \
          lease_until = clock_timestamp() + make_interval(secs => 60), attempts = attempts + 1 \
          WHERE id IN (SELECT id FROM bench_peer.reminder_jobs WHERE state = 'PENDING' AND fire_at <= now() \
            AND (lease_until IS NULL OR lease_until < clock_timestamp()) \
            ORDER BY fire_at, id LIMIT 100 FOR UPDATE SKIP LOCKED) \
-         RETURNING id, task_id, key, kind, deadline_version, fire_at, lease_token;\n";
+         RETURNING id, task_id, key, kind, deadline_version, fire_at, lease_token) \
+         SELECT * FROM claimed ORDER BY fire_at, id;\n";
     let pg = peers::pgbench(
         &cluster.pgbench_target("postgres"),
         script,
