@@ -157,6 +157,24 @@ async fn tasks_of(c: &mut Clients) -> Vec<Task> {
         .tasks
 }
 
+/// The directive's two tasks, once the assignments service has created them
+/// from the issued directive (within 10 s).
+async fn issued_tasks(c: &Clients) -> Vec<Task> {
+    eventually(Duration::from_secs(10), || {
+        let mut tasks = c.tasks.clone();
+        async move {
+            let list = tasks
+                .list_tasks(ListTasksRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .tasks;
+            (list.len() == 2).then_some(list)
+        }
+    })
+    .await
+}
+
 /// Reads the stream until a notification of `kind` arrives; returns
 /// everything read, each with the cursor after it.
 async fn read_until(
@@ -212,19 +230,7 @@ async fn a_directive_becomes_tasks_and_a_deadline_reminder() {
 
     // Shortly after, the agency sees the tasks: one per item.
     let mut labour_c = clients(&t, &labour(&t)).await;
-    let tasks = eventually(Duration::from_secs(10), || {
-        let mut tasks = labour_c.tasks.clone();
-        async move {
-            let list = tasks
-                .list_tasks(ListTasksRequest::default())
-                .await
-                .ok()?
-                .into_inner()
-                .tasks;
-            (list.len() == 2).then_some(list)
-        }
-    })
-    .await;
+    let tasks = issued_tasks(&labour_c).await;
     assert_eq!(tasks[0].directive_number, "534/TB-UBND");
     assert_eq!(tasks[0].reference, "II.4");
     assert_eq!(tasks[0].due_date, date(2024, 9, 27));
@@ -337,19 +343,11 @@ async fn an_approved_extension_moves_the_reminders_to_the_new_due_date() {
     create_agencies(&mut office_c).await;
     issue(&mut office_c).await;
     let mut labour_c = clients(&t, &labour(&t)).await;
-    let task = eventually(Duration::from_secs(10), || {
-        let mut tasks = labour_c.tasks.clone();
-        async move {
-            let list = tasks
-                .list_tasks(ListTasksRequest::default())
-                .await
-                .ok()?
-                .into_inner()
-                .tasks;
-            (list.len() == 2).then(|| list.into_iter().find(|t| t.due_date.is_some()))?
-        }
-    })
-    .await;
+    let task = issued_tasks(&labour_c)
+        .await
+        .into_iter()
+        .find(|t| t.due_date.is_some())
+        .unwrap();
     assert_eq!(task.due_date, date(2024, 9, 27));
     let mut stream = labour_c
         .notifications

@@ -435,20 +435,14 @@ impl Scheduler {
         };
         let recipients = d.lead_agencies.iter().chain(d.coordinating_agencies.iter());
         for recipient in recipients {
-            out.push(NewNotification {
-                dedupe_key: format!("reminder:{}:{recipient}", job.id),
-                kind: kind.as_str().into(),
-                recipient: recipient.clone(),
-                task_id: Some(d.task_id),
-                directive_number: d.directive_number.clone(),
-                directive: d.directive.clone(),
-                lead_agency: d.lead_agencies.first().cloned().unwrap_or_default(),
-                due_date: d.due_date,
-                key_task: d.key_task,
-                title: text.title.clone(),
-                body: text.body.clone(),
-                notified_at: self.clock.now(),
-            });
+            out.push(NewNotification::about_task(
+                d,
+                format!("reminder:{}:{recipient}", job.id),
+                kind.as_str(),
+                recipient,
+                text.clone(),
+                self.clock.now(),
+            ));
         }
         (kind == ReminderKind::Overdue)
             .then(|| self.policy.next_overdue(due, fired_on))

@@ -98,20 +98,14 @@ impl TaskEvents {
         recipient: &str,
         text: message::Message,
     ) -> NewNotification {
-        NewNotification {
-            dedupe_key: format!("event:{}:{recipient}", event.event_id),
-            kind: kind.into(),
-            recipient: recipient.into(),
-            task_id: Some(d.task_id),
-            directive_number: d.directive_number.clone(),
-            directive: d.directive.clone(),
-            lead_agency: d.lead_agencies.first().cloned().unwrap_or_default(),
-            due_date: d.due_date,
-            key_task: d.key_task,
-            title: text.title,
-            body: text.body,
-            notified_at: self.clock.now(),
-        }
+        NewNotification::about_task(
+            d,
+            format!("event:{}:{recipient}", event.event_id),
+            kind,
+            recipient,
+            text,
+            self.clock.now(),
+        )
     }
 }
 
@@ -165,7 +159,7 @@ impl Apply<TaskEvent> for TaskEvents {
         let to = |what: &str, recipient: &str, text: message::Message| {
             self.notification(&event, &deadline, what, recipient, text)
         };
-        let written: Vec<NewNotification> = match kind {
+        let workflow: Vec<NewNotification> = match kind {
             TaskEventKind::Assigned | TaskEventKind::Reassigned | TaskEventKind::Transferred => {
                 let what = if kind == TaskEventKind::Transferred {
                     "TASK_TRANSFERRED"
@@ -215,7 +209,7 @@ impl Apply<TaskEvent> for TaskEvents {
             }
             _ => Vec::new(),
         };
-        notifications::insert_many(tx, &written).await?;
+        notifications::insert_many(tx, &workflow).await?;
         Ok(())
     }
 

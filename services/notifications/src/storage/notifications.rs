@@ -9,6 +9,9 @@ use dondoc_events::follow::Page;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
+use crate::domain::message::Message;
+use crate::storage::deadlines::Deadline;
+
 /// The stream name of the notifications log's horizon.
 pub const STREAM: &str = "notifications";
 
@@ -39,6 +42,34 @@ pub struct NewNotification {
     pub body: String,
     /// When, by the injected clock.
     pub notified_at: DateTime<Utc>,
+}
+
+impl NewNotification {
+    /// A notification about a task, to `recipient`, with the task's
+    /// directive, lead agency, due date and key flag as projected.
+    pub fn about_task(
+        task: &Deadline,
+        dedupe_key: String,
+        kind: &str,
+        recipient: &str,
+        text: Message,
+        notified_at: DateTime<Utc>,
+    ) -> NewNotification {
+        NewNotification {
+            dedupe_key,
+            kind: kind.into(),
+            recipient: recipient.into(),
+            task_id: Some(task.task_id),
+            directive_number: task.directive_number.clone(),
+            directive: task.directive.clone(),
+            lead_agency: task.lead_agencies.first().cloned().unwrap_or_default(),
+            due_date: task.due_date,
+            key_task: task.key_task,
+            title: text.title,
+            body: text.body,
+            notified_at,
+        }
+    }
 }
 
 /// A stored notification.
